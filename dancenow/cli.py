@@ -1,0 +1,291 @@
+"""The `dancenow` command line: the roof.
+
+It only parses arguments and calls each package's entry function, importing it lazily so that
+`dancenow serve` never loads the trainer. Every command is a plain function that tests call
+directly. Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from dancenow.errors import DanceNowError
+
+
+def _size(s: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in s.lower().replace("x", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 256x192 (height x width), got {s!r}") from None
+    return h, w
+
+
+def _print_result(result: dict, as_json: bool, formatter) -> None:
+    print(json.dumps(result, indent=2) if as_json else formatter(result))
+
+
+def _default_bundle(target: str | None) -> Path:
+    """The bundle the user named, or the built-in demo target (built from its committed checkpoint)."""
+    if target:
+        return Path(target)
+    from dancenow.demo import assets
+    from dancenow.export.exporter import ensure_bundle
+
+    return ensure_bundle(assets.DEMO_CHECKPOINT, assets.demo_bundle_dir())
+
+
+# --- commands (each a function of parsed args) -------------------------------------------------
+
+def cmd_pose(a: argparse.Namespace) -> None:
+    from dancenow.realtime.pose_video import pose_video
+
+    pose_video(a.input, a.out, holistic=a.holistic, label_size=a.size)
+
+
+def cmd_bench(a: argparse.Namespace) -> None:
+    if a.what == "pose":
+        from dancenow.realtime import bench_pose as b
+
+        _print_result(b.run(a.clip, frames=a.frames), a.json, b.format_table)
+    elif a.what == "engines":
+        from dancenow.export import bench as b
+
+        _print_result(b.run(_default_bundle(a.target), iterations=a.frames), a.json, b.format_table)
+    elif a.what == "live":
+        from dancenow.realtime import bench_live as b
+
+        _print_result(b.run(a.clip, _default_bundle(a.target), seconds=a.seconds), a.json, b.format_table)
+    elif a.what == "web":
+        from dancenow.realtime import bench_web as b
+
+        _print_result(b.run(_default_bundle(a.target), seconds=a.seconds, clip=a.clip), a.json, b.format_table)
+
+
+def cmd_prepare(a: argparse.Namespace) -> None:
+    from dancenow.training.prepare import PrepareConfig, prepare
+
+    if not a.synthetic and not a.video:
+        raise DanceNowError("give a target video (`dancenow prepare VIDEO --out DIR`) or --synthetic")
+    cfg = PrepareConfig(holdout=a.holdout, frames=a.frames)
+    if a.size:
+        cfg.size = a.size
+    prepare(a.video, a.out, cfg, synthetic=a.synthetic)
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from dancenow.training.trainer import train
+
+    train(a.data_dir, a.out, profile=a.profile, steps=a.steps, face_steps=a.face_steps,
+          vgg_weights=a.vgg_weights, seed=a.seed, temporal=not a.no_temporal, face=not a.no_face)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    from dancenow.training.evaluate import evaluate, format_table
+
+    report = evaluate(a.run, a.data_dir, a.out, backend=a.backend)
+    print(format_table(report))
+
+
+def cmd_ablation(a: argparse.Namespace) -> None:
+    from dancenow.training.ablation import format_table, run_ablation
+
+    print(format_table(run_ablation(a.data_dir, a.out, steps=a.steps, face_steps=a.face_steps,
+                                    profile=a.profile, seed=a.seed)))
+
+
+def cmd_export(a: argparse.Namespace) -> None:
+    from dancenow.export.exporter import ExportConfig, export
+
+    cfg = ExportConfig(
+        formats=tuple(f.strip() for f in a.format.split(",") if f.strip()), precision=a.precision,
+        calib=a.calib, opset=a.opset, simplify=a.simplify, workspace=a.workspace, device=a.device,
+        name=a.name, force=a.force,
+    )
+    export(a.checkpoint, a.out, cfg)
+
+
+def cmd_run(a: argparse.Namespace) -> None:
+    from dancenow.realtime.run import run
+
+    run(a.source, _default_bundle(a.target), out=a.out, window=a.window, layout=a.layout,
+        backend=a.backend, seconds=a.seconds, calibration=a.calibration)
+
+
+def cmd_calibrate(a: argparse.Namespace) -> None:
+    from dancenow.realtime.calibrate import calibrate
+
+    calibrate(a.source, a.out, seconds=a.seconds)
+
+
+def cmd_serve(a: argparse.Namespace) -> None:
+    from dancenow.realtime.server import ServeConfig, serve
+
+    serve(ServeConfig(target=_default_bundle(a.target), source=a.source, host=a.host, port=a.port,
+                      backend=a.backend, layout=a.layout, token=a.token, max_peers=a.max_peers))
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from dancenow.demo.webcam import run_demo
+
+    run_demo(a.source, [_default_bundle(t) for t in (a.target or [None])], backend=a.backend)
+
+
+def cmd_transfer(a: argparse.Namespace) -> None:
+    from dancenow.realtime.transfer import TransferConfig, transfer
+
+    transfer(a.source, _default_bundle(a.target), a.out,
+             TransferConfig(layout=a.layout, mark=not a.no_mark, backend=a.backend))
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+BACKENDS = ["auto", "tensorrt", "onnxruntime", "torch"]
+LAYOUTS = ["target", "side-by-side"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dancenow", description="Real-time Everybody Dance Now.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("pose", help="track a video or camera and write frame | label map side by side")
+    s.add_argument("input", help="a video file or camera:N")
+    s.add_argument("-o", "--out", required=True, help="output .mp4")
+    s.add_argument("--holistic", action="store_true", help="track hands and face too (slower)")
+    s.add_argument("--size", type=_size, default=None, help="label map size HxW (default: frame size)")
+    s.set_defaults(func=cmd_pose)
+
+    s = sub.add_parser("bench", help="benchmarks: pose, engines, live, web")
+    s.add_argument("what", choices=["pose", "engines", "live", "web"])
+    s.add_argument("clip", nargs="?", default=None, help="a video clip (default: one from ../shared/data)")
+    s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
+    s.add_argument("--frames", type=int, default=None, help="frames or iterations to time")
+    s.add_argument("--seconds", type=float, default=60.0, help="how long to stream (live, web)")
+    s.add_argument("--json", action="store_true", help="print the figures as JSON")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("prepare", help="turn a target video into training data")
+    s.add_argument("video", nargs="?", default=None)
+    s.add_argument("--out", required=True, help="data folder")
+    s.add_argument("--size", type=_size, default=None, help="model resolution HxW")
+    s.add_argument("--holdout", type=float, default=0.15, help="fraction of frames held out (the tail)")
+    s.add_argument("--frames", type=int, default=None, help="synthetic: number of frames")
+    s.add_argument("--synthetic", action="store_true", help="the built-in synthetic target, no footage")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("train", help="train a target's generator (and face stage)")
+    s.add_argument("data_dir")
+    s.add_argument("--out", required=True, help="run folder (resumes when it holds a checkpoint)")
+    s.add_argument("--profile", choices=["cpu-realtime", "gpu-quality"], default="cpu-realtime")
+    s.add_argument("--steps", type=int, default=None, help="generator steps (default: the profile's)")
+    s.add_argument("--face-steps", type=int, default=None, help="face stage steps (default: the profile's)")
+    s.add_argument("--vgg-weights", default=None, help="local VGG19 weights for the perceptual loss")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-temporal", action="store_true", help="ablation: no previous-frame input")
+    s.add_argument("--no-face", action="store_true", help="skip the face stage")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="score a trained target on its held-out frames")
+    s.add_argument("run", help="run folder, checkpoint or bundle")
+    s.add_argument("data_dir")
+    s.add_argument("-o", "--out", required=True, help="report folder")
+    s.add_argument("--backend", default="torch", choices=BACKENDS)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("ablation", help="plain vs temporal vs temporal+face, at equal steps and seed")
+    s.add_argument("data_dir")
+    s.add_argument("-o", "--out", required=True)
+    s.add_argument("--profile", choices=["cpu-realtime", "gpu-quality"], default="cpu-realtime")
+    s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--face-steps", type=int, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_ablation)
+
+    s = sub.add_parser("export", help="checkpoint to a verified target bundle (same as export-engine)")
+    add_export_args(s)
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("run", help="the live pipeline without a server, to a file or a window")
+    s.add_argument("--source", default="demo", help="webcam:N, a video file, or demo")
+    s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
+    s.add_argument("--out", default=None, help="write the output to this .mp4")
+    s.add_argument("--window", action="store_true", help="show an OpenCV window")
+    s.add_argument("--layout", choices=LAYOUTS, default="target")
+    s.add_argument("--backend", choices=BACKENDS, default="auto")
+    s.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    s.add_argument("--calibration", default=None, help="performer statistics from `dancenow calibrate`")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("calibrate", help="record the performer's body statistics to a file")
+    s.add_argument("--source", default="webcam:0")
+    s.add_argument("-o", "--out", required=True)
+    s.add_argument("--seconds", type=float, default=10.0)
+    s.set_defaults(func=cmd_calibrate)
+
+    s = sub.add_parser("serve", help="the WebRTC server: viewer page at /, performer page at /perform")
+    s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
+    s.add_argument("--source", default="demo", help="webcam:N, a video file, browser, or demo")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--backend", choices=BACKENDS, default="auto")
+    s.add_argument("--layout", choices=LAYOUTS, default="target")
+    s.add_argument("--token", default=None, help="token to perform and switch targets (default: random)")
+    s.add_argument("--max-peers", type=int, default=8)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("demo", help="live webcam demo in a window: performer | pose | target")
+    s.add_argument("--source", default="webcam:0")
+    s.add_argument("--target", action="append", default=None, help="bundle (repeat to switch with T)")
+    s.add_argument("--backend", choices=BACKENDS, default="auto")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("transfer", help="a whole source video onto the target, offline")
+    s.add_argument("source")
+    s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
+    s.add_argument("-o", "--out", required=True)
+    s.add_argument("--layout", choices=LAYOUTS, default="target")
+    s.add_argument("--backend", choices=BACKENDS, default="auto")
+    s.add_argument("--no-mark", action="store_true", help="leave out the visible 'synthetic' mark")
+    s.set_defaults(func=cmd_transfer)
+    return p
+
+
+def add_export_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("checkpoint", help="a checkpoint file or a training run folder")
+    s.add_argument("--out", required=True, help="bundle folder to write")
+    s.add_argument("--format", default="onnx,ort-int8", help="comma list of onnx, ort-int8, tensorrt")
+    s.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32", help="TensorRT precision")
+    s.add_argument("--calib", default=None, help="the target's prepared data folder (calibration, parity)")
+    s.add_argument("--opset", type=int, default=17)
+    s.add_argument("--simplify", action=argparse.BooleanOptionalAction, default=True)
+    s.add_argument("--workspace", type=float, default=4.0, help="TensorRT memory pool limit, GiB")
+    s.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    s.add_argument("--name", default=None, help="target name (default: from the checkpoint)")
+    s.add_argument("--force", action="store_true", help="write an INT8 model even below the parity threshold")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except DanceNowError as e:
+        print(f"dancenow: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dancenow: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def export_engine_main(argv: list[str] | None = None) -> int:
+    """`export-engine`: the same as `dancenow export`."""
+    return main(["export", *(argv if argv is not None else sys.argv[1:])])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The Engine interface: one generator call per frame, whatever runs it.
+
+Frames cross this boundary as uint8 H x W x 3 RGB arrays; the conversion to the network's
+[-1, 1] NCHW float tensors lives here so every backend does it the same way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+def to_tensor(image: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 -> float32 1 x 3 x H x W in [-1, 1]."""
+    return (np.ascontiguousarray(image.transpose(2, 0, 1))[None].astype(np.float32) / 127.5) - 1.0
+
+
+def to_image(tensor: np.ndarray) -> np.ndarray:
+    """float 1 x 3 x H x W in [-1, 1] -> uint8 H x W x 3."""
+    x = np.asarray(tensor, dtype=np.float32)[0].transpose(1, 2, 0)
+    return np.clip((x + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+class Engine(ABC):
+    """Runs a target bundle's generator (and face refiner, when the bundle has one)."""
+
+    name: str  # backend name, e.g. "onnxruntime"
+    device: str  # e.g. "cpu", "cuda:0"
+    precision: str  # "fp32", "fp16" or "int8"
+    resolution: tuple[int, int]  # (height, width) of label maps and frames
+    face_crop: int | None = None  # side of the square face crop, when the bundle has a face net
+
+    @abstractmethod
+    def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
+        """The target's frame for `label_map`, given the previous generated frame."""
+
+    def refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
+        """The face crop with EDN's face residual added; unchanged when there is no face net."""
+        return frame_crop
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device} ({self.precision}, {self.resolution[0]}x{self.resolution[1]})"

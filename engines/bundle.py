@@ -1,0 +1,123 @@
+"""The target bundle: one folder, one `manifest.json`, its artifacts beside it.
+
+This module is the single definition of the manifest. `export` writes bundles with it and
+`engines` reads and verifies them with it, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dancenow.errors import DanceNowError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Manifest:
+    """What a bundle holds and what it was built for (see ../shared/DESIGN.md, Contracts)."""
+
+    name: str
+    resolution: tuple[int, int]  # (height, width)
+    profile: str = "cpu-realtime"
+    generator: dict = field(default_factory=dict)  # inputs/outputs, config, gflop
+    face: dict | None = None  # {"crop": px, "config": {...}} or None
+    renderer: dict = field(default_factory=dict)  # RenderConfig.to_dict()
+    pose_stats: dict | None = None  # the target's normalization statistics
+    training: dict = field(default_factory=dict)  # steps, data, losses, duration
+    artifacts: dict = field(default_factory=dict)  # relative path -> {"sha256", "kind", "precision", ...}
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["resolution"] = list(self.resolution)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Manifest:
+        d = dict(d)
+        d["resolution"] = tuple(d["resolution"])
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write via a temporary file and rename, so a crash never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(bundle: str | os.PathLike, manifest: Manifest) -> Path:
+    """Hash every listed artifact and write the manifest atomically."""
+    bundle = Path(bundle)
+    for rel, entry in manifest.artifacts.items():
+        entry["sha256"] = sha256(bundle / rel)
+        entry["bytes"] = (bundle / rel).stat().st_size
+    path = bundle / MANIFEST
+    write_atomic(path, (json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def read_manifest(bundle: str | os.PathLike, verify: bool = True) -> Manifest:
+    """Load and check a bundle's manifest; with `verify`, check every artifact's sha256.
+
+    Raises DanceNowError with what is wrong and what to rebuild.
+    """
+    bundle = Path(bundle)
+    path = bundle / MANIFEST
+    if not bundle.is_dir():
+        raise DanceNowError(f"target bundle {bundle} is not a folder: pass the folder that export-engine wrote")
+    if not path.is_file():
+        raise DanceNowError(f"{bundle} has no {MANIFEST}: it is not a target bundle; run `export-engine RUN_DIR --out {bundle}`")
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DanceNowError(f"{path} is not valid JSON ({e}); re-export the bundle with `export-engine`") from None
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != SCHEMA_VERSION:
+        raise DanceNowError(
+            f"{path} has schema version {version!r}, this DanceNow reads version {SCHEMA_VERSION}: "
+            "re-export the bundle with this version's `export-engine`"
+        )
+    try:
+        manifest = Manifest.from_dict(raw)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DanceNowError(f"{path} is missing required fields ({e}); re-export the bundle") from None
+    if verify:
+        verify_artifacts(bundle, manifest)
+    return manifest
+
+
+def verify_artifacts(bundle: Path, manifest: Manifest, only: list[str] | None = None) -> None:
+    for rel in only or list(manifest.artifacts):
+        entry = manifest.artifacts[rel]
+        p = bundle / rel
+        if not p.is_file():
+            raise DanceNowError(f"bundle {bundle} lists {rel} but the file is missing: re-export the bundle")
+        if sha256(p) != entry.get("sha256"):
+            raise DanceNowError(
+                f"{p} does not match the sha256 in {MANIFEST}: the file was changed or damaged; "
+                "re-export the bundle with `export-engine`"
+            )

@@ -1,0 +1,31 @@
+"""Where the face is: the crop that EDN's face stage refines, centred on the nose."""
+
+from __future__ import annotations
+
+from dancenow.realtime.pose.pose import Pose
+from dancenow.realtime.pose.skeleton import NOSE
+
+# EDN crops 128 px around the nose on 1024 x 512 frames: an eighth of the frame's height.
+FACE_CROP_FRAC = 128 / 1024
+
+
+def face_crop_size(height: int, frac: float = FACE_CROP_FRAC, multiple: int = 8) -> int:
+    """Side of the square face crop for a frame `height` px high (a multiple of `multiple`)."""
+    return max(multiple, int(round(height * frac / multiple)) * multiple)
+
+
+def face_box(pose: Pose, size: tuple[int, int], crop: int, min_confidence: float = 0.3
+             ) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of a `crop` x `crop` box centred on the nose, kept inside a frame of
+    `size` = (height, width); None when the nose is not visible."""
+    if not pose.detected or pose.confidence[NOSE] < min_confidence:
+        return None
+    h, w = size
+    fh, fw = pose.frame_size
+    cx = pose.points[NOSE, 0] * w / fw
+    cy = pose.points[NOSE, 1] * h / fh
+    x0 = int(round(cx - crop / 2))
+    y0 = int(round(cy - crop / 2))
+    x0 = min(max(0, x0), max(0, w - crop))
+    y0 = min(max(0, y0), max(0, h - crop))
+    return x0, y0, x0 + crop, y0 + crop

@@ -1,0 +1,148 @@
+"""EDN's networks: pix2pixHD's global generator and local enhancer, the multi-scale PatchGAN,
+and the face residual generator.
+
+Generators take the label map and the previous generated frame stacked (6 channels, both in
+[-1, 1]) and return a frame in [-1, 1] (tanh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class GeneratorConfig:
+    in_channels: int = 6  # label map (3) + previous frame (3)
+    out_channels: int = 3
+    ngf: int = 64
+    n_downsample: int = 4
+    n_blocks: int = 9
+    norm: str = "instance"  # "instance" (pix2pixHD) or "batch" (folds into convs, quantizes better)
+    upsample: str = "transpose"  # "transpose" (pix2pixHD) or "resize" (nearest + conv: INT8-friendly)
+    local_enhancer: bool = False  # gpu-quality: pix2pixHD's local enhancer around the global net
+    ngf_local: int = 32
+    n_blocks_local: int = 3
+
+    @property
+    def factor(self) -> int:
+        """Both sides of the input must be multiples of this."""
+        return 2 ** (self.n_downsample + (1 if self.local_enhancer else 0))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GeneratorConfig:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: use 'instance', 'batch' or 'none'")
+
+
+def up_block(cin: int, cout: int, kind: str, norm: str) -> list[nn.Module]:
+    if kind == "transpose":
+        conv: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)]
+    elif kind == "resize":
+        conv = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1)]
+    else:
+        raise ValueError(f"unknown upsample {kind!r}: use 'transpose' or 'resize'")
+    return [*conv, norm_layer(norm, cout), nn.ReLU(True)]
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim: int, norm: str):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), norm_layer(norm, dim), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), norm_layer(norm, dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def global_trunk(c: GeneratorConfig, ngf: int, in_channels: int) -> list[nn.Module]:
+    """pix2pixHD's global generator up to (not including) its output layer."""
+    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), norm_layer(c.norm, ngf), nn.ReLU(True)]
+    for i in range(c.n_downsample):
+        m = 2**i
+        layers += [nn.Conv2d(ngf * m, ngf * m * 2, 3, stride=2, padding=1), norm_layer(c.norm, ngf * m * 2), nn.ReLU(True)]
+    m = 2**c.n_downsample
+    layers += [ResnetBlock(ngf * m, c.norm) for _ in range(c.n_blocks)]
+    for i in range(c.n_downsample):
+        m = 2 ** (c.n_downsample - i)
+        layers += up_block(ngf * m, ngf * m // 2, c.upsample, c.norm)
+    return layers
+
+
+class Generator(nn.Module):
+    """Global generator, optionally wrapped by the local enhancer (gpu-quality)."""
+
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
+        super().__init__()
+        self.config = c = config
+        out = [nn.ReflectionPad2d(3), nn.Conv2d(c.ngf, c.out_channels, 7), nn.Tanh()]
+        if not c.local_enhancer:
+            self.model = nn.Sequential(*global_trunk(c, c.ngf, c.in_channels), *out)
+            return
+        # Local enhancer: the global trunk (at ngf) runs on a 2x downsampled input; a shallow
+        # full-resolution branch (ngf_local) adds its features before the residual blocks.
+        g = c.ngf
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        self.global_net = nn.Sequential(*global_trunk(c, g, c.in_channels))
+        lf = c.ngf_local
+        self.local_down = nn.Sequential(
+            nn.ReflectionPad2d(3), nn.Conv2d(c.in_channels, lf, 7), norm_layer(c.norm, lf), nn.ReLU(True),
+            nn.Conv2d(lf, g, 3, stride=2, padding=1), norm_layer(c.norm, g), nn.ReLU(True),
+        )
+        self.local_up = nn.Sequential(
+            *[ResnetBlock(g, c.norm) for _ in range(c.n_blocks_local)],
+            *up_block(g, lf, c.upsample, c.norm),
+            nn.ReflectionPad2d(3), nn.Conv2d(lf, c.out_channels, 7), nn.Tanh(),
+        )
+
+    def forward(self, pose: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([pose, previous], dim=1)
+        if not self.config.local_enhancer:
+            return self.model(x)
+        return self.local_up(self.local_down(x) + self.global_net(self.downsample(x)))
+
+
+def count_gflop(model: nn.Module, *inputs: torch.Tensor) -> float:
+    """FLOPs of one forward pass (2 x multiply-adds of convolutions), in GFLOP."""
+    total = 0
+
+    def hook(mod: nn.Module, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(mod, nn.Conv2d | nn.ConvTranspose2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+            spatial = out.shape[2] * out.shape[3] if isinstance(mod, nn.Conv2d) else inputs_hw[id(mod)]
+            total += 2 * k * mod.out_channels * spatial * out.shape[0]
+
+    inputs_hw: dict[int, int] = {}
+
+    def pre(mod: nn.Module, inp) -> None:
+        inputs_hw[id(mod)] = inp[0].shape[2] * inp[0].shape[3]
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            handles.append(m.register_forward_hook(hook))
+            handles.append(m.register_forward_pre_hook(pre))
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return total / 1e9
