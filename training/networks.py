@@ -146,3 +146,37 @@ def count_gflop(model: nn.Module, *inputs: torch.Tensor) -> float:
         for h in handles:
             h.remove()
     return total / 1e9
+
+
+@dataclass
+class FaceConfig:
+    """EDN's face stage: a small generator that adds a residual to the crop around the nose."""
+
+    ngf: int = 32
+    n_downsample: int = 2
+    n_blocks: int = 3
+    norm: str = "instance"
+    upsample: str = "resize"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FaceConfig:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class FaceGenerator(nn.Module):
+    """Input: the label-map crop and the generated crop (6 channels); output: the refined crop
+    (generated + a tanh residual, clamped to [-1, 1])."""
+
+    def __init__(self, config: FaceConfig = FaceConfig()):
+        super().__init__()
+        self.config = config
+        g = GeneratorConfig(in_channels=6, ngf=config.ngf, n_downsample=config.n_downsample,
+                            n_blocks=config.n_blocks, norm=config.norm, upsample=config.upsample)
+        self.model = nn.Sequential(*global_trunk(g, g.ngf, 6), nn.ReflectionPad2d(3), nn.Conv2d(g.ngf, 3, 7), nn.Tanh())
+
+    def forward(self, label_crop: torch.Tensor, frame_crop: torch.Tensor) -> torch.Tensor:
+        residual = self.model(torch.cat([label_crop, frame_crop], dim=1))
+        return torch.clamp(frame_crop + residual, -1.0, 1.0)

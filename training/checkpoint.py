@@ -1,0 +1,74 @@
+"""The checkpoint file: the one format the trainer writes and export-engine reads.
+
+A checkpoint is a torch.save'd dict:
+  format            "dancenow-checkpoint-1"
+  name, profile     target name and profile name
+  resolution        [height, width] of label maps and frames
+  generator_config  GeneratorConfig.to_dict();  generator: state_dict
+  face_config       FaceConfig.to_dict() or None;  face: state_dict or None;  face_crop: px or None
+  renderer          RenderConfig.to_dict() used to draw the training label maps
+  pose_stats        the target's normalization statistics (dict) or None
+  step, face_step   training progress;  summary: dict (losses, timing, data)
+  train_state       optional: optimizers, RNG and scaler states for resuming (export ignores it)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+from dancenow.engines.bundle import write_atomic
+from dancenow.training.networks import FaceConfig, FaceGenerator, Generator, GeneratorConfig
+
+from dancenow.errors import DanceNowError
+
+FORMAT = "dancenow-checkpoint-1"
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> None:
+    """Write atomically: a crash or Ctrl-C mid-write never leaves a broken file."""
+    ckpt = {"format": FORMAT, **ckpt}
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    write_atomic(path, buf.getvalue())
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the newest checkpoint in a run folder."""
+    p = Path(path)
+    if p.is_dir():
+        cand = p / CHECKPOINT_NAME
+        if not cand.is_file():
+            raise DanceNowError(f"{p} holds no {CHECKPOINT_NAME}: train first (`dancenow train DATA --out {p}`)")
+        return cand
+    if not p.is_file():
+        raise DanceNowError(f"checkpoint {p} not found: pass a checkpoint file or a training run folder")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    p = find_checkpoint(path)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types for a damaged file
+        raise DanceNowError(f"{p} is not a readable checkpoint ({type(e).__name__}: {e}); retrain or restore it") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise DanceNowError(f"{p} is not a DanceNow checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else None!r})")
+    return ckpt
+
+
+def build_generator(ckpt: dict) -> Generator:
+    g = Generator(GeneratorConfig.from_dict(ckpt["generator_config"]))
+    g.load_state_dict({k: v.float() for k, v in ckpt["generator"].items()})
+    return g.eval()
+
+
+def build_face(ckpt: dict) -> FaceGenerator | None:
+    if not ckpt.get("face"):
+        return None
+    f = FaceGenerator(FaceConfig.from_dict(ckpt["face_config"]))
+    f.load_state_dict({k: v.float() for k, v in ckpt["face"].items()})
+    return f.eval()
