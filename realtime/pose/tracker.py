@@ -1,0 +1,198 @@
+"""MediaPipe Pose (or Holistic) behind one call: an RGB frame in, a `Pose` in its pixels out.
+
+MediaPipe runs in video mode (it tracks a region of interest from frame to frame), on a copy of
+the frame scaled so that its long side is `max_side`: inference cost no longer depends on the
+camera, and the normalized landmarks map straight back to the caller's pixels.
+
+MediaPipe's video mode follows one person, but when it loses the region it re-detects on the
+whole frame and may lock onto someone else. The guard here rejects a result whose hip centre
+jumps implausibly far (relative to the tracked body's height) and re-runs a single-image pass on a
+crop around the person tracked so far, so a crowd does not make the track hop between people.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.pose import Pose
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrackerConfig:
+    """MediaPipe settings and the single-person guard."""
+
+    holistic: bool = False  # body + both hands (75-point layout); slower
+    model_complexity: int = 1  # the only model bundled with mediapipe 0.10.21 (0 and 2 download)
+    max_side: int = 640  # frames are scaled so their long side is this before tracking
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    smooth_landmarks: bool = True  # MediaPipe's own landmark smoothing (video mode)
+    # Guard: a hip-centre move above this many body heights per frame (plus a speed allowance
+    # per second) is treated as a jump to another person.
+    max_jump: float = 0.35
+    max_speed: float = 2.0  # body heights per second a person can plausibly move
+    relock_seconds: float = 0.7  # after losing the person this long, accept anyone again
+    crop_margin: float = 0.5  # crop around the tracked person: bbox grown by this x body height
+
+
+def _hip_centre(pose: Pose) -> np.ndarray:
+    return (pose.points[sk.LEFT_HIP] + pose.points[sk.RIGHT_HIP]) / 2
+
+
+def _body_size(pose: Pose) -> float:
+    """The body's height in pixels: head to ankles, or the visible extent when feet are hidden."""
+    h = pose.body_height() or 0.0
+    box = pose.bbox(0.0)
+    if box is not None:
+        h = max(h, box[3] - box[1], 0.6 * (box[2] - box[0]))
+    return max(h, 1.0)
+
+
+class PoseTracker:
+    """One person's keypoints per frame, in the pixels of the frame given.
+
+    Frames must come in time order (video mode); `timestamp` is any monotonic clock in seconds
+    (capture time), copied into the returned Pose. Use as a context manager or call `close()`.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        if self.config.model_complexity != 1:
+            raise DanceNowError(
+                f"model_complexity={self.config.model_complexity} is not bundled with mediapipe "
+                "0.10.21 (it would download): use model_complexity=1"
+            )
+        self._mp = self._make(static=False)
+        self._still = None  # single-image instance for the guard's crop pass, made when needed
+        self._last: Pose | None = None  # the last accepted detection
+        self._last_time: float | None = None
+        self.jumps_rejected = 0
+
+    # --- MediaPipe plumbing -------------------------------------------------------------------
+
+    def _make(self, static: bool):
+        import mediapipe as mp
+
+        c = self.config
+        kw = dict(static_image_mode=static, model_complexity=c.model_complexity,
+                  smooth_landmarks=c.smooth_landmarks, min_detection_confidence=c.min_detection_confidence,
+                  min_tracking_confidence=c.min_tracking_confidence)
+        if c.holistic:
+            return mp.solutions.holistic.Holistic(**kw)
+        return mp.solutions.pose.Pose(enable_segmentation=False, **kw)
+
+    def _infer(self, solution, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Normalized (75, 2) points and confidences in `image`, or None when nobody is found."""
+        h, w = image.shape[:2]
+        scale = self.config.max_side / max(h, w)
+        if scale != 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        image = np.ascontiguousarray(image)
+        image.flags.writeable = False
+        res = solution.process(image)
+        if res.pose_landmarks is None:
+            return None
+        pts = np.zeros((sk.NUM_POINTS, 2), np.float32)
+        conf = np.zeros(sk.NUM_POINTS, np.float32)
+        body = res.pose_landmarks.landmark
+        pts[: sk.NUM_BODY] = [(lm.x, lm.y) for lm in body]
+        conf[: sk.NUM_BODY] = [lm.visibility for lm in body]
+        if self.config.holistic:
+            # MediaPipe's left_hand_landmarks is the person's left hand, as the body's left_* points.
+            for hand, sl in ((res.left_hand_landmarks, sk.LEFT_HAND), (res.right_hand_landmarks, sk.RIGHT_HAND)):
+                if hand is not None:
+                    pts[sl] = [(lm.x, lm.y) for lm in hand.landmark]
+                    conf[sl] = 1.0
+        return pts, np.clip(conf, 0.0, 1.0)
+
+    # --- tracking ------------------------------------------------------------------------------
+
+    def track(self, frame_rgb: np.ndarray, timestamp: float) -> Pose:
+        """The tracked person's Pose in `frame_rgb` (uint8 H x W x 3, RGB); detected=False if nobody."""
+        frame = _check_frame(frame_rgb)
+        h, w = frame.shape[:2]
+        found = self._infer(self._mp, frame)
+        pose = Pose.missing((h, w), timestamp)
+        if found is not None:
+            pts, conf = found
+            pose = Pose(pts * np.array([w, h], np.float32), conf, (h, w), timestamp)
+            if self._is_jump(pose, timestamp):
+                self.jumps_rejected += 1
+                log.debug("pose jumped to another person at t=%.3f: re-checking around the tracked one", timestamp)
+                pose = self._recheck(frame, timestamp)
+                # Make the video-mode graph forget the other person's region of interest.
+                self._mp.reset()
+        if pose.detected:
+            self._last, self._last_time = pose, timestamp
+        return pose
+
+    def _is_jump(self, pose: Pose, timestamp: float) -> bool:
+        last = self._last
+        if last is None or self._last_time is None:
+            return False
+        dt = max(0.0, timestamp - self._last_time)
+        if dt > self.config.relock_seconds:
+            return False
+        size = _body_size(last)
+        move = float(np.linalg.norm(_hip_centre(pose) - _hip_centre(last)))
+        return move > (self.config.max_jump + self.config.max_speed * dt) * size
+
+    def _recheck(self, frame: np.ndarray, timestamp: float) -> Pose:
+        """A single-image pass on a crop around the last tracked person; missing if they are gone."""
+        last = self._last
+        assert last is not None
+        h, w = frame.shape[:2]
+        box = last.bbox(0.0)
+        size = _body_size(last)
+        m = self.config.crop_margin * size
+        x0, y0 = int(max(0, box[0] - m)), int(max(0, box[1] - m))
+        x1, y1 = int(min(w, box[2] + m)), int(min(h, box[3] + m))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return Pose.missing((h, w), timestamp)
+        if self._still is None:
+            self._still = self._make(static=True)
+        found = self._infer(self._still, frame[y0:y1, x0:x1])
+        if found is None:
+            return Pose.missing((h, w), timestamp)
+        pts, conf = found
+        pts = pts * np.array([x1 - x0, y1 - y0], np.float32) + np.array([x0, y0], np.float32)
+        pose = Pose(pts, conf, (h, w), timestamp, extras={"rechecked": True})
+        if self._is_jump(pose, timestamp):
+            return Pose.missing((h, w), timestamp)
+        return pose
+
+    def reset(self) -> None:
+        """Forget the tracked person (a new performer, or a cut in the video)."""
+        self._mp.reset()
+        self._last = self._last_time = None
+
+    def close(self) -> None:
+        for s in (self._mp, self._still):
+            if s is not None:
+                s.close()
+        self._still = None
+
+    def __enter__(self) -> PoseTracker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
+        raise DanceNowError(
+            f"the tracker needs an RGB uint8 H x W x 3 frame, got dtype {frame.dtype} shape {frame.shape}: "
+            "convert the frame (e.g. cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))"
+        )
+    return frame
