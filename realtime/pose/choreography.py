@@ -28,7 +28,7 @@ _UPPER_ARM, _FOREARM, _HAND = 0.165, 0.145, 0.055
 _THIGH, _SHIN = 0.245, 0.235
 _NECK = 0.105  # neck to head centre (eye level)
 _HEAD_R = 0.065  # horizontal head radius (used for the face points)
-_BODY_FRAC = 0.68  # body height as a fraction of the frame height at depth 0
+_BODY_FRAC = 0.66  # body height as a fraction of the frame height at depth 0
 _GROUND_FRAC = 0.90  # ankle y as a fraction of the frame height at depth 0
 
 # Face points on a head sphere: (x, y, z) in head radii, x to the person's left (image right
