@@ -96,7 +96,7 @@ def _angles(t: float) -> dict[str, float]:
     knee = squat * 0.85 * (0.5 - 0.5 * math.cos(beat)) + 0.08 * (0.5 - 0.5 * math.cos(6 * u))
     knee += step * 0.15 * (0.5 - 0.5 * math.cos(2 * beat))
     stance = 0.07 + 0.02 * math.sin(5 * u) + squat * 0.05 + step * 0.08 * (0.5 - 0.5 * math.cos(beat))
-    x = 0.08 * math.sin(2 * u) + step * 0.14 * math.sin(beat / 2) + 0.03 * math.sin(7 * u)
+    x = 0.08 * math.sin(2 * u) + step * 0.10 * math.sin(beat / 2) + 0.03 * math.sin(7 * u)
     yaw = 0.15 * math.sin(3 * u + 0.5) + turn * 0.75 * math.sin(beat / 2)
     lean = 0.06 * math.sin(5 * u) + step * 0.08 * math.sin(beat / 2)
     head_roll = 0.10 * math.sin(4 * u) + wave * 0.12 * math.sin(beat)
