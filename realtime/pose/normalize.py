@@ -1,0 +1,250 @@
+"""EDN's global pose normalization: the performer's body size and position mapped onto the target's.
+
+Everybody Dance Now (Chan et al. 2019, sec. 3.3) maps a source pose into the target video by a
+scale and a translation that depend on how close the performer stands to the camera, read off the
+ankles. From each video we fit statistics:
+
+- ankle y per frame = the lower ankle in the image (the standing foot);
+- `ankle_close` = the largest ankle y (closest to the camera), `ankle_median` = their median, and
+  `ankle_far` = as EDN does, from the ankle positions above the median, those whose distance to the
+  median mirrors the close one's (the far end of the range seen as far as the close end);
+- `height_close`/`height_far` = body heights (head to the mean of the ankles) of frames whose
+  ankles are near each position (a high percentile: a crouch must not shrink the reference).
+
+For a source frame with ankle y: p = (y - src_far) / (src_close - src_far); the target ankle
+y = tgt_far + p (tgt_close - tgt_far); scale = s_far + p (s_close - s_far), s_* = tgt_h_* / src_h_*.
+Every point (body, face, hands) is scaled about the source anchor and moved onto the target
+anchor. Horizontally the anchor is the video's typical hip-centre x, so a performer's offset from
+where they usually stand is kept, scaled into the target's frame. When the source shows too
+little depth range to tell two positions apart, one scale and one offset are used instead (the
+stats say so in `mode`/`note`, and a warning is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.pose import Pose
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+
+TWO_POSITION = "two-position"
+ONE_SCALE = "one-scale"
+
+
+@dataclass
+class NormalizeConfig:
+    """How statistics are fitted and how far the mapping may extrapolate."""
+
+    min_frames: int = 10  # full-body frames needed to fit statistics
+    near: float = 0.15  # "near a position" = within this fraction of the ankle range
+    height_percentile: float = 95.0  # of the heights near each position
+    min_depth_range: float = 0.08  # ankle range below this x median body height -> one scale
+    p_clip: tuple[float, float] = (-0.5, 1.5)  # how far beyond the seen range p may extrapolate
+    visibility: float = 0.3  # keypoints below this confidence are not measured
+
+
+@dataclass
+class PoseStats:
+    """One video's body statistics, in pixels of a frame of `frame_size` (height, width)."""
+
+    frame_size: tuple[int, int]
+    ankle_close: float
+    ankle_far: float
+    ankle_median: float
+    height_close: float
+    height_far: float
+    height_median: float
+    x_center: float  # median hip-centre x
+    frames: int  # full-body frames the statistics came from
+    mode: str = TWO_POSITION  # or ONE_SCALE when the ankle range was too small
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["frame_size"] = list(self.frame_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PoseStats:
+        try:
+            return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        except TypeError as e:
+            raise DanceNowError(f"pose statistics are incomplete ({e}): re-run the calibration or preparation") from None
+
+    @property
+    def two_position(self) -> bool:
+        return self.mode == TWO_POSITION
+
+
+@dataclass
+class _Measure:
+    """What one pose contributes to the statistics (None when the body is not fully visible)."""
+
+    ankle: float
+    height: float
+    hip_x: float
+
+
+def _measure(pose: Pose, visibility: float) -> _Measure | None:
+    if not pose.detected:
+        return None
+    height = pose.body_height(visibility)
+    vis = pose.visible(visibility)
+    if height is None or height <= 0 or not (vis[sk.LEFT_HIP] and vis[sk.RIGHT_HIP]):
+        return None
+    ankles = [i for i in sk.ANKLE_POINTS if vis[i]]
+    hip_x = (pose.points[sk.LEFT_HIP, 0] + pose.points[sk.RIGHT_HIP, 0]) / 2
+    return _Measure(float(pose.points[ankles, 1].max()), height, float(hip_x))
+
+
+def _anchor_y(pose: Pose, visibility: float) -> float | None:
+    vis = pose.visible(visibility)
+    ankles = [i for i in sk.ANKLE_POINTS if vis[i]]
+    return float(pose.points[ankles, 1].max()) if ankles else None
+
+
+def _fit(ankle: np.ndarray, height: np.ndarray, hip_x: np.ndarray, frame_size: tuple[int, int],
+         config: NormalizeConfig) -> PoseStats:
+    """The statistics of per-frame measurements (see the module docstring)."""
+    if len(ankle) < config.min_frames:
+        raise DanceNowError(
+            f"only {len(ankle)} frames show the whole body (head to ankles, hips), {config.min_frames} are "
+            "needed to fit pose statistics: use footage where the feet are in view"
+        )
+    close = float(ankle.max())
+    median = float(np.median(ankle))
+    reach = close - median
+    above = ankle[ankle < median]
+    far = median
+    if above.size:
+        mirror = np.abs((median - above) - reach)
+        cluster = above[mirror <= config.near * reach]
+        far = float(cluster.max()) if cluster.size else float(above[np.argmin(mirror)])
+    span = close - far
+    tol = config.near * span
+
+    def height_near(pos: float) -> float:
+        return float(np.percentile(height[np.abs(ankle - pos) <= tol], config.height_percentile))
+
+    height_median = float(np.percentile(height, config.height_percentile))
+    stats = PoseStats(
+        frame_size=frame_size, ankle_close=close, ankle_far=far, ankle_median=median,
+        height_close=height_near(close), height_far=height_near(far), height_median=height_median,
+        x_center=float(np.median(hip_x)), frames=int(len(ankle)),
+    )
+    if span < config.min_depth_range * float(np.median(height)):
+        stats.mode = ONE_SCALE
+        stats.note = (f"ankle range {span:.1f} px is below {config.min_depth_range:g} x body height: "
+                      "too little depth for two positions, using one scale and one offset")
+        stats.height_close = stats.height_far = height_median
+    return stats
+
+
+def fit_stats(poses, config: NormalizeConfig | None = None) -> PoseStats:
+    """Statistics of a pose sequence (frames without a fully visible body are skipped)."""
+    config = config or NormalizeConfig()
+    poses = list(poses)
+    ms = [m for m in (_measure(p, config.visibility) for p in poses) if m is not None]
+    frame_size = next((p.frame_size for p in poses if p.detected), poses[0].frame_size if poses else (0, 0))
+    stats = _fit(np.array([m.ankle for m in ms]), np.array([m.height for m in ms]),
+                 np.array([m.hip_x for m in ms]), frame_size, config)
+    if not stats.two_position:
+        log.warning("pose statistics: %s", stats.note)
+    return stats
+
+
+class Normalizer:
+    """Maps poses of the source video (performer) into the target's frame and body size."""
+
+    def __init__(self, source: PoseStats, target: PoseStats, config: NormalizeConfig | None = None) -> None:
+        self.source, self.target = source, target
+        self.config = config or NormalizeConfig()
+        self.mode = source.mode
+        self._last_anchor = source.ankle_median  # used while the ankles are out of view
+        if self.mode == ONE_SCALE:
+            log.info("normalization: %s", source.note)
+
+    def scale_at(self, ankle_y: float) -> tuple[float, float, float]:
+        """(p, scale, target ankle y) for a source ankle y."""
+        s, t = self.source, self.target
+        if self.mode == ONE_SCALE:
+            scale = t.height_median / s.height_median
+            return 0.0, scale, t.ankle_median + (ankle_y - s.ankle_median) * scale
+        p = (ankle_y - s.ankle_far) / (s.ankle_close - s.ankle_far)
+        p = float(np.clip(p, *self.config.p_clip))
+        s_far, s_close = t.height_far / s.height_far, t.height_close / s.height_close
+        return p, s_far + p * (s_close - s_far), t.ankle_far + p * (t.ankle_close - t.ankle_far)
+
+    def apply(self, pose: Pose) -> Pose:
+        """`pose` in the target's frame (frame_size = the target's); a missing pose stays missing."""
+        if not pose.detected:
+            return Pose.missing(self.target.frame_size, pose.timestamp)
+        if pose.frame_size != self.source.frame_size:
+            pose = pose.resized(self.source.frame_size)
+        anchor = _anchor_y(pose, self.config.visibility)
+        anchor = self._last_anchor if anchor is None else anchor
+        self._last_anchor = anchor
+        p, scale, target_y = self.scale_at(anchor)
+        src = np.array([self.source.x_center, anchor], np.float32)
+        dst = np.array([self.target.x_center, target_y], np.float32)
+        out = pose.transformed(scale, tuple(dst - src * scale), self.target.frame_size)
+        out.extras.update(norm_p=p, norm_scale=scale)
+        return out
+
+
+@dataclass
+class OnlineStats:
+    """Statistics from a running window of a live performance (live calibration).
+
+    `update` is cheap (it stores three numbers a frame); `stats()` refits at most every
+    `refit_every` new frames and returns None until `config.min_frames` full-body frames arrived.
+    """
+
+    window: int = 600  # frames kept (about 20 s at 30 fps)
+    refit_every: int = 15
+    config: NormalizeConfig = field(default_factory=NormalizeConfig)
+
+    def __post_init__(self) -> None:
+        self._m: deque[_Measure] = deque(maxlen=self.window)
+        self._frame_size: tuple[int, int] | None = None
+        self._since_fit = 0
+        self._stats: PoseStats | None = None
+
+    def update(self, pose: Pose) -> None:
+        m = _measure(pose, self.config.visibility)
+        if m is None:
+            return
+        if self._frame_size not in (None, pose.frame_size):
+            self._m.clear()  # the camera changed: old pixels mean nothing now
+            self._stats = None
+        self._frame_size = pose.frame_size
+        self._m.append(m)
+        self._since_fit += 1
+
+    @property
+    def frames(self) -> int:
+        return len(self._m)
+
+    def stats(self) -> PoseStats | None:
+        if len(self._m) < self.config.min_frames or self._frame_size is None:
+            return None
+        if self._stats is None or self._since_fit >= self.refit_every:
+            ms = list(self._m)
+            self._stats = _fit(np.array([m.ankle for m in ms]), np.array([m.height for m in ms]),
+                               np.array([m.hip_x for m in ms]), self._frame_size, self.config)
+            self._since_fit = 0
+        return self._stats
+
+    def reset(self) -> None:
+        self._m.clear()
+        self._stats, self._frame_size, self._since_fit = None, None, 0
