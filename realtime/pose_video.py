@@ -1,0 +1,246 @@
+"""`dancenow pose`: a video (or camera) with its tracked landmarks beside the normalized label map.
+
+The quickest way to see what the generator will see: the left half is the input frame with the
+raw MediaPipe landmarks drawn on it, the right half the label map of the filtered, normalized
+pose, drawn by the same renderer as training. The output has the input's frame count and rate.
+
+For a file the normalization target is the clip's own statistics, fitted over the whole clip
+(so the right half shows what normalization and filtering do to a track, not a body swap); a
+camera has no end, so it calibrates online from a running window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter
+from dancenow.realtime.pose.normalize import Normalizer, OnlineStats, fit_stats
+from dancenow.realtime.pose.pose import Pose
+from dancenow.realtime.pose.renderer import render_label_map
+from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
+from tqdm import tqdm
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+def open_video(path: str | Path) -> av.container.InputContainer:
+    """An opened video file with a video stream, or a one-line DanceNowError saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise DanceNowError(f"{path}: no such file: give the path of a video file (or camera:N)")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise DanceNowError(f"{path} is not a video ({type(e).__name__}): give an .mp4/.mov/.avi/.webm file") from None
+    if not container.streams.video:
+        container.close()
+        raise DanceNowError(f"{path} has no video stream: give a video file")
+    return container
+
+
+def video_rate(container: av.container.InputContainer) -> Fraction:
+    stream = container.streams.video[0]
+    return Fraction(stream.average_rate or stream.guessed_rate or 30)
+
+
+def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[np.ndarray, float]]:
+    """RGB uint8 frames of a video file with their timestamps (frame index / rate, monotonic).
+
+    A file damaged part-way ends the iteration with a warning; one that yields nothing raises.
+    """
+    with open_video(path) as container:
+        rate = video_rate(container)
+        n = 0
+        try:
+            for frame in container.decode(video=0):
+                if max_frames is not None and n >= max_frames:
+                    break
+                yield frame.to_ndarray(format="rgb24"), n / float(rate)
+                n += 1
+        except av.error.FFmpegError as e:
+            if not n:
+                raise DanceNowError(f"{path} could not be decoded ({type(e).__name__}): the file is damaged") from None
+            log.warning("%s: decoding stopped after %d frames (%s)", path, n, e)
+        if not n:
+            raise DanceNowError(f"{path} has no frames: give a video with at least one frame")
+
+
+def track_video(path: str | Path, holistic: bool = False, filter_config: OneEuroConfig | None = None,
+                progress: bool = True) -> tuple[list[Pose], list[Pose], Fraction]:
+    """Every frame's raw and filtered pose, and the frame rate (one pass, video mode)."""
+    with open_video(path) as c:
+        rate, total = video_rate(c), c.streams.video[0].frames or None
+    raw, smooth = [], []
+    pose_filter = PoseFilter(filter_config)
+    with PoseTracker(TrackerConfig(holistic=holistic)) as tracker:
+        for image, t in tqdm(iter_frames(path), total=total, desc="tracking", unit="frame", disable=not progress):
+            pose = tracker.track(image, t)
+            raw.append(pose)
+            smooth.append(pose_filter.apply(pose))
+    return raw, smooth, rate
+
+
+# --- drawing --------------------------------------------------------------------------------------
+
+def draw_landmarks(image: np.ndarray, pose: Pose, min_confidence: float = sk.MIN_CONFIDENCE) -> np.ndarray:
+    """A copy of `image` with the pose's limbs, joints and hands drawn over it."""
+    out = image.copy()
+    if not pose.detected:
+        return out
+    h, w = image.shape[:2]
+    pts, conf = sk.with_virtual_points(pose.points * np.array([w / pose.frame_size[1], h / pose.frame_size[0]]),
+                                       pose.confidence)
+    ok = conf >= min_confidence
+    thick = max(1, round(h / 250))
+    ip = np.round(pts).astype(int)
+    for (a, b), color in zip(sk.LIMBS, sk.LIMB_COLORS, strict=True):
+        if ok[a] and ok[b]:
+            cv2.line(out, tuple(ip[a]), tuple(ip[b]), color.tolist(), thick, cv2.LINE_AA)
+    for hand, color in ((sk.LEFT_HAND, sk.LEFT_HAND_COLOR), (sk.RIGHT_HAND, sk.RIGHT_HAND_COLOR)):
+        hp, hc = ip[hand], conf[hand]
+        for a, b in sk.HAND_BONES:
+            if hc[a] >= min_confidence and hc[b] >= min_confidence:
+                cv2.line(out, tuple(hp[a]), tuple(hp[b]), color, max(1, thick // 2), cv2.LINE_AA)
+    for i in np.flatnonzero(ok[: sk.NUM_BODY]):
+        cv2.circle(out, tuple(ip[i]), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+    return out
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """`right` scaled to `left`'s height beside it, padded to even sides (H.264 4:2:0 needs them)."""
+    h = left.shape[0]
+    if right.shape[0] != h:
+        w = max(1, round(right.shape[1] * h / right.shape[0]))
+        right = cv2.resize(right, (w, h), interpolation=cv2.INTER_AREA)
+    out = np.concatenate([left, right], axis=1)
+    ph, pw = out.shape[0] % 2, out.shape[1] % 2
+    if ph or pw:
+        out = np.pad(out, ((0, ph), (0, pw), (0, 0)), constant_values=255)
+    return out
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+class _Writer:
+    """H.264 MP4 written to a temporary name and moved into place only when complete."""
+
+    def __init__(self, out: Path, rate: Fraction) -> None:
+        self.out, self.tmp = out, out.with_name(f".{out.name}.part.mp4")
+        self.rate = rate
+        self.container = av.open(str(self.tmp), "w")
+        self.stream = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if self.stream is None:
+            self.stream = self.container.add_stream("libx264", rate=self.rate)
+            self.stream.height, self.stream.width = image.shape[:2]
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.codec_context.time_base = 1 / self.rate
+            self.stream.options = {"crf": "20", "preset": "veryfast"}
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = self.frames
+        frame.time_base = 1 / self.rate
+        self.container.mux(self.stream.encode(frame))
+        self.frames += 1
+
+    def finish(self) -> None:
+        if self.stream is not None:
+            self.container.mux(self.stream.encode(None))
+        self.container.close()
+        if not self.frames:
+            self.tmp.unlink(missing_ok=True)
+            raise DanceNowError("no frames were written: the input gave no frames")
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        self.container.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _camera_index(spec: str) -> int | None:
+    if not spec.startswith("camera:"):
+        return None
+    try:
+        return int(spec.split(":", 1)[1])
+    except ValueError:
+        raise DanceNowError(f"{spec!r} is not a camera: write camera:N with N a number, e.g. camera:0") from None
+
+
+def pose_video(input: str | Path, out: str | Path, holistic: bool = False,
+               label_size: tuple[int, int] | None = None) -> Path:
+    """Write frame-with-landmarks | normalized label map, side by side, to `out` (an .mp4)."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise DanceNowError(f"cannot write {out}: folder {out.parent} does not exist")
+    index = _camera_index(str(input))
+    if index is not None:
+        return _pose_camera(index, out, holistic, label_size)
+
+    raw, smooth, rate = track_video(input, holistic)
+    normalizer = None
+    try:
+        stats = fit_stats(smooth)
+        normalizer = Normalizer(stats, stats)
+    except DanceNowError as e:
+        log.warning("label maps are not normalized: %s", e)
+    writer = _Writer(out, rate)
+    try:
+        frames = iter_frames(input, max_frames=len(raw))
+        for (image, _), pose, filtered in tqdm(zip(frames, raw, smooth, strict=False), total=len(raw),
+                                               desc="writing", unit="frame"):
+            size = label_size or image.shape[:2]
+            norm = normalizer.apply(filtered) if normalizer else filtered
+            writer.write(side_by_side(draw_landmarks(image, pose), render_label_map(norm, size)))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish()
+    log.info("wrote %s: %d frames at %s fps", out, writer.frames, rate)
+    return out
+
+
+def _pose_camera(index: int, out: Path, holistic: bool, label_size: tuple[int, int] | None) -> Path:
+    """Camera until Ctrl-C; normalization calibrates from a running window as the performer moves."""
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        raise DanceNowError(f"camera {index} cannot be opened: check that it exists (ls /dev/video*) and is free")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    writer = _Writer(out, Fraction(fps).limit_denominator(1001))
+    online, pose_filter = OnlineStats(), PoseFilter()
+    try:
+        with PoseTracker(TrackerConfig(holistic=holistic)) as tracker, tqdm(desc="camera", unit="frame") as bar:
+            t0 = None
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                now = cv2.getTickCount() / cv2.getTickFrequency()
+                t0 = now if t0 is None else t0
+                pose = tracker.track(image, now - t0)
+                filtered = pose_filter.apply(pose)
+                online.update(filtered)
+                stats = online.stats()
+                norm = Normalizer(stats, stats).apply(filtered) if stats is not None else filtered
+                writer.write(side_by_side(draw_landmarks(image, pose),
+                                          render_label_map(norm, label_size or image.shape[:2])))
+                bar.update()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a camera recording ends
+    finally:
+        cap.release()
+    writer.finish()
+    return out
