@@ -172,7 +172,7 @@ class Normalizer:
         self.mode = source.mode
         self._last_anchor = source.ankle_median  # used while the ankles are out of view
         if self.mode == ONE_SCALE:
-            log.info("normalization: %s", source.note)
+            log.debug("normalization: %s", source.note)
 
     def scale_at(self, ankle_y: float) -> tuple[float, float, float]:
         """(p, scale, target ankle y) for a source ankle y."""
