@@ -1,0 +1,56 @@
+// Performer page: send the camera, show camera | generated target. Needs the server's token,
+// given in the address (#token=...) or typed in; it never leaves the page except to the server.
+import { Link, Meter, clockOffset, showStats } from './rtc.js';
+
+const camera = document.getElementById('camera');
+const result = document.getElementById('result');
+const state = document.getElementById('state');
+const form = document.getElementById('login');
+const tokenInput = document.getElementById('token');
+const stats = {};
+window.dancenow = stats;
+
+// A frame of either video as a PNG data URL (tests check what the page really shows).
+window.dancenowGrab = (which) => {
+  const v = which === 'camera' ? camera : result;
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth;
+  c.height = v.videoHeight;
+  c.getContext('2d').drawImage(v, 0, 0);
+  return c.toDataURL('image/png');
+};
+
+async function start(token) {
+  form.hidden = true;
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } }, audio: false,
+    });
+  } catch (err) {
+    state.textContent = `no camera: ${err.message}`;
+    return;
+  }
+  camera.srcObject = stream;
+  const [cam] = stream.getVideoTracks();
+  const meter = new Meter(result, stats);
+  try { meter.offset = await clockOffset(); } catch { /* keep 0 */ }
+  const link = new Link({
+    endpoint: '/api/perform',
+    headers: { Authorization: `Bearer ${token}` },
+    stats,
+    setup: (pc) => pc.addTransceiver(cam, { direction: 'sendrecv' }),
+    onTrack: (track) => { result.srcObject = new MediaStream([track]); },
+    onState: (s) => { state.textContent = s; stats.state = s; },
+  });
+  showStats(document.getElementById('stats'), stats);
+  link.connect();
+}
+
+const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+if (fromHash) {
+  history.replaceState(null, '', location.pathname);   // keep the token out of the history
+  start(fromHash);
+} else {
+  form.addEventListener('submit', (e) => { e.preventDefault(); start(tokenInput.value.trim()); });
+}
