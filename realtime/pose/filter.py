@@ -22,10 +22,10 @@ from dancenow.realtime.pose.pose import Pose
 class OneEuroConfig:
     """One Euro parameters (units: frame heights and seconds) and the lost-pose hold."""
 
-    # Tuned on MediaPipe tracks of the eight ../shared/data clips: jitter cut 46-74%, lag 0.2-0.8
-    # frames (see tests/test_filter.py).
-    min_cutoff: float = 1.2  # Hz: cutoff at rest; lower = smoother still poses, more lag
-    beta: float = 3.0  # cutoff growth per (frame height / s) of speed; higher = less lag when moving
+    # Tuned on MediaPipe tracks (its own smoothing off) of the eight ../shared/data clips: jitter
+    # cut 50-75%, lag 0.2-0.7 frames (see tests/test_filter.py).
+    min_cutoff: float = 1.5  # Hz: cutoff at rest; lower = smoother still poses, more lag
+    beta: float = 2.0  # cutoff growth per (frame height / s) of speed; higher = less lag when moving
     d_cutoff: float = 1.0  # Hz: cutoff of the speed estimate
     hold_seconds: float = 0.3  # keep showing the last pose this long after a missed detection
     min_confidence: float = 0.3  # a point below this restarts its filter when it comes back

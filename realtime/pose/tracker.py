@@ -34,7 +34,9 @@ class TrackerConfig:
     max_side: int = 640  # frames are scaled so their long side is this before tracking
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
-    smooth_landmarks: bool = True  # MediaPipe's own landmark smoothing (video mode)
+    # MediaPipe's own landmark smoothing stays off: `filter.PoseFilter` is the one smoother (the
+    # same in training and live, with known parameters); two stacked smoothers only add lag.
+    smooth_landmarks: bool = False
     # Guard: a hip-centre move above this many body heights per frame (plus a speed allowance
     # per second) is treated as a jump to another person.
     max_jump: float = 0.35
