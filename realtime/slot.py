@@ -45,7 +45,16 @@ class LatestSlot(Generic[T]):
             if self._seq <= after:
                 return None
             self._read = True
+            self._cond.notify_all()  # wakes `wait_taken`
             return self._seq, self._item  # type: ignore[return-value]
+
+    def wait_taken(self, timeout: float | None = None) -> bool:
+        """Block until the current item was read (or there is none, or the slot closed).
+
+        Lossless (offline) runs call this before `put` so nothing is dropped; live runs never do.
+        """
+        with self._cond:
+            return self._cond.wait_for(lambda: self._read or self._item is None or self._closed, timeout)
 
     def peek(self) -> tuple[int, T | None]:
         with self._cond:

@@ -1,0 +1,350 @@
+"""The live pipeline: performer frames in, target frames out, stages overlapping on the cores.
+
+    source thread ─slot─► pose worker ─slot─► generator worker ─slot─► output (any readers)
+    (capture)             track, filter,       engine.generate(label,     LiveFrame
+                          calibrate, normalize, previous), face pass,
+                          presence, render      compositor
+
+Each arrow is a `LatestSlot`: a stage that falls behind drops old frames (counted), so no queue
+grows and latency cannot build up. The pose worker tracks frame t+1 while the generator works on
+frame t; MediaPipe, OpenCV and ONNX Runtime release the GIL, so two cores are both busy.
+
+A lossless source (an unpaced file) makes every stage wait until its output was taken instead of
+dropping: the offline/deterministic mode used by tests and the throughput benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from dancenow.realtime import pixelstamp
+from dancenow.realtime.compositor import LAYOUTS, compose
+from dancenow.realtime.frame import LiveFrame
+from dancenow.realtime.pose.face import face_box
+from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter
+from dancenow.realtime.pose.normalize import Normalizer, OnlineStats, PoseStats
+from dancenow.realtime.pose.pose import Pose
+from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
+from dancenow.realtime.pose.tracker import TrackerConfig
+from dancenow.realtime.presence import Presence, PresenceConfig
+from dancenow.realtime.slot import LatestSlot
+from dancenow.realtime.sources import CapturedFrame, Source
+from dancenow.realtime.telemetry import Telemetry
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineConfig:
+    """How the live loop runs; defaults suit a 2-core CPU."""
+
+    layout: str = "target"  # "target" | "side-by-side" (performer | pose | target)
+    calibration: str | Path | None = None  # performer statistics from `dancenow calibrate`
+    stamp_pixels: bool = False  # paint frame counter + capture time into the output (latency tests)
+    mark: bool = True  # the visible "SYNTHETIC" badge on the generated panel
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    filter: OneEuroConfig = field(default_factory=OneEuroConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
+    calibration_window: int = 600  # frames of live calibration (about 20 s at 30 fps)
+    face: bool = True  # run the engine's face pass when the bundle has one
+    cv2_threads: int = 1  # OpenCV's own pool only adds contention on 2 cores
+    telemetry_window: int = 300  # frames in the rolling latency window
+
+
+@dataclass
+class _PoseItem:
+    """Pose worker -> generator worker."""
+
+    captured: CapturedFrame
+    pose: Pose  # performer's (filtered), in the performer's frame
+    target_pose: Pose  # drawn pose, in the target's frame
+    label_map: np.ndarray
+    state: str
+    stamps: dict[str, float]
+    engine_id: int
+
+
+def load_calibration(path: str | Path) -> PoseStats:
+    """Performer statistics written by `dancenow calibrate`."""
+    p = Path(path)
+    if not p.is_file():
+        raise DanceNowError(f"calibration file {p} not found: record one with `dancenow calibrate -o {p}`")
+    try:
+        return PoseStats.from_dict(json.loads(p.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DanceNowError(f"{p} is not a calibration file ({e}): record one with `dancenow calibrate`") from None
+
+
+def fit_into(pose: Pose, size: tuple[int, int]) -> Pose:
+    """`pose` scaled to fit a frame of `size` (aspect kept, centred): used before calibration."""
+    if not pose.detected:
+        return Pose.missing(size, pose.timestamp)
+    h, w = pose.frame_size
+    s = min(size[0] / h, size[1] / w)
+    return pose.transformed(s, ((size[1] - w * s) / 2, (size[0] - h * s) / 2), size)
+
+
+class Pipeline:
+    """The live loop (see the module docstring). Readers take frames from `output`."""
+
+    def __init__(self, source: Source, engine, config: PipelineConfig | None = None) -> None:
+        self.config = config or PipelineConfig()
+        if self.config.layout not in LAYOUTS:
+            raise DanceNowError(f"unknown layout {self.config.layout!r}: use one of {', '.join(LAYOUTS)}")
+        self._file_stats = load_calibration(self.config.calibration) if self.config.calibration else None
+        self._source = source
+        self._engine = engine
+        self._engine_id = 0
+        self._lock = threading.RLock()
+        self.output: LatestSlot[LiveFrame] = LatestSlot()
+        self._poses: LatestSlot[_PoseItem] = LatestSlot()
+        self.telemetry = Telemetry(self.config.telemetry_window)
+        self.finished = threading.Event()  # a finite source ended and its last frame was output
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._online = OnlineStats(window=self.config.calibration_window)
+        self._source_changed = True
+        self._pose_done = False
+        self._previous: np.ndarray | None = None
+        self._frames_in = 0
+        self.errors: list[str] = []
+
+    # --- control -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def source(self) -> Source:
+        return self._source
+
+    @property
+    def engine(self):
+        return self._engine
+
+    def start(self) -> None:
+        """Start the source and both workers (no-op when running)."""
+        with self._lock:
+            if self.running:
+                return
+            cv2.setNumThreads(self.config.cv2_threads)
+            if self.output.closed:
+                self.output = LatestSlot()
+            self._poses = LatestSlot()
+            self._stop = threading.Event()
+            self.finished.clear()
+            self._pose_done = False
+            self._previous = None
+            self._source_changed = True
+            self._source.start()
+            self._threads = [
+                threading.Thread(target=self._guard, args=(self._pose_loop,), name="dancenow-pose", daemon=True),
+                threading.Thread(target=self._guard, args=(self._generate_loop,), name="dancenow-generate", daemon=True),
+            ]
+            for t in self._threads:
+                t.start()
+
+    def stop(self) -> None:
+        """Stop the workers and the source; idempotent, and `start()` may be called again."""
+        with self._lock:
+            self._stop.set()
+            self._poses.close()
+            threads, self._threads = self._threads, []
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join(timeout=10.0)
+        self._source.stop()
+        self.output.close()
+
+    def set_engine(self, engine) -> None:
+        """Switch the target live: the next frame is generated by `engine`."""
+        with self._lock:
+            self._engine = engine
+            self._engine_id += 1
+
+    def set_source(self, source: Source) -> None:
+        """Switch the performer's source live (e.g. to a browser's camera and back)."""
+        with self._lock:
+            if source is self._source:
+                return
+            old, self._source = self._source, source
+            self._source_changed = True
+            if self.running:
+                old.stop()
+                source.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until a finite source's last frame was output (True) or `timeout` passed."""
+        return self.finished.wait(timeout)
+
+    def __enter__(self) -> Pipeline:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- status ------------------------------------------------------------------------------
+
+    def calibration_state(self) -> dict:
+        if self._file_stats is not None:
+            return {"state": "file", "path": str(self.config.calibration), "frames": self._file_stats.frames}
+        stats = self._online.stats()
+        return {"state": "live" if stats is not None else "gathering", "frames": self._online.frames,
+                "needed": self._online.config.min_frames}
+
+    def stats(self) -> dict:
+        """JSON-able status: fps, latency percentiles per stage and in total (ms), frame counts."""
+        engine = self._engine
+        manifest = getattr(engine, "manifest", None)
+        src = self._source
+        return {
+            "running": self.running,
+            "fps": round(self.telemetry.fps(), 2),
+            "frames": self.telemetry.frames,
+            "frames_in": self._frames_in,
+            "dropped": src.frames.dropped + self._poses.dropped,
+            "output_dropped": self.output.dropped,
+            "latency_ms": self.telemetry.latency(),
+            "backend": getattr(engine, "name", type(engine).__name__),
+            "device": getattr(engine, "device", "cpu"),
+            "precision": getattr(engine, "precision", None),
+            "target": getattr(manifest, "name", None),
+            "resolution": list(engine.resolution),
+            "layout": self.config.layout,
+            "source": src.describe(),
+            "calibration": self.calibration_state(),
+            "errors": self.errors[-5:],
+        }
+
+    # --- workers -----------------------------------------------------------------------------
+
+    def _guard(self, loop) -> None:
+        try:
+            loop(self._stop)
+        except Exception as e:  # keep the error visible in stats; never die silently
+            log.exception("pipeline worker failed")
+            self.errors.append(f"{type(e).__name__}: {e}")
+
+    def _engine_setup(self, engine) -> tuple[tuple[int, int], RenderConfig, PoseStats | None]:
+        manifest = getattr(engine, "manifest", None)
+        render = RenderConfig.from_dict(manifest.renderer) if manifest is not None and manifest.renderer else RenderConfig()
+        target = PoseStats.from_dict(manifest.pose_stats) if manifest is not None and manifest.pose_stats else None
+        return tuple(engine.resolution), render, target
+
+    def _pose_loop(self, stop: threading.Event) -> None:
+        tracker = None
+        flt = PoseFilter(self.config.filter)
+        presence = Presence(self.config.presence)
+        after = 0
+        engine_id = -1
+        setup = None
+        normalizer: Normalizer | None = None
+        norm_key = None
+        source = self._source
+        try:
+            while not stop.is_set():
+                with self._lock:
+                    if self._source_changed:
+                        source, self._source_changed = self._source, False
+                        after = source.frames.seq if not source.lossless else 0
+                        flt.reset()
+                        if self._file_stats is None:
+                            self._online.reset()
+                    if engine_id != self._engine_id:
+                        engine, engine_id = self._engine, self._engine_id
+                        setup, norm_key = self._engine_setup(engine), None
+                got = source.frames.get(after, timeout=0.1)
+                if got is None:
+                    if source.ended and source.frames.seq <= after:
+                        self._pose_done = True
+                    continue
+                after, cf = got
+                self._pose_done = False
+                self._frames_in += 1
+                stamps = {"capture": cf.timestamp, "pose_in": time.monotonic()}
+                if cf.pose is not None:
+                    pose = cf.pose.copy(timestamp=cf.clock)
+                else:
+                    if tracker is None:
+                        from dancenow.realtime.pose.tracker import PoseTracker
+
+                        tracker = PoseTracker(self.config.tracker)
+                    pose = flt.apply(tracker.track(cf.image, cf.clock))
+                stamps["track"] = time.monotonic()
+                size, render, target_stats = setup
+                if pose.detected and not pose.extras.get("held"):
+                    self._online.update(pose)
+                src_stats = self._file_stats or self._online.stats()
+                if target_stats is not None and src_stats is not None:
+                    if norm_key != (id(src_stats), id(target_stats)):
+                        normalizer, norm_key = Normalizer(src_stats, target_stats), (id(src_stats), id(target_stats))
+                    placed = normalizer.apply(pose)
+                else:
+                    placed = fit_into(pose, target_stats.frame_size if target_stats else size)
+                if pose.extras.get("held"):
+                    placed.extras["held"] = True
+                drawn, state = presence.apply(placed, cf.clock)
+                label = render_label_map(drawn, size, render)
+                stamps["render"] = time.monotonic()
+                item = _PoseItem(cf, pose, drawn, label, state, stamps, engine_id)
+                if source.lossless:
+                    while not stop.is_set() and not self._poses.wait_taken(timeout=0.1):
+                        pass
+                self._poses.put(item)
+        finally:
+            if tracker is not None:
+                tracker.close()
+
+    def _generate_loop(self, stop: threading.Event) -> None:
+        after = 0
+        poses = self._poses
+        while not stop.is_set():
+            got = poses.get(after, timeout=0.1)
+            if got is None:
+                if self._pose_done and poses.seq <= after and not self.finished.is_set():
+                    self.finished.set()
+                continue
+            after, item = got
+            stamps = item.stamps
+            stamps["gen_in"] = time.monotonic()
+            engine = self._engine
+            h, w = engine.resolution
+            if item.label_map.shape[:2] != (h, w):
+                continue  # rendered for the previous target: skip one frame
+            previous = self._previous
+            if previous is None or previous.shape[:2] != (h, w):
+                previous = np.zeros((h, w, 3), np.uint8)  # black: the training's blank previous frame
+            frame = engine.generate(item.label_map, previous)
+            stamps["generate"] = time.monotonic()
+            self._previous = frame
+            out = frame
+            crop = getattr(engine, "face_crop", None)
+            if self.config.face and crop:
+                box = face_box(item.target_pose, (h, w), crop)
+                if box is not None:
+                    x0, y0, x1, y1 = box
+                    out = frame.copy()
+                    out[y0:y1, x0:x1] = engine.refine_face(item.label_map[y0:y1, x0:x1], frame[y0:y1, x0:x1])
+            stamps["face"] = time.monotonic()
+            image = compose(self.config.layout, out, item.captured.image, item.label_map, mark=self.config.mark)
+            if self.config.stamp_pixels:
+                wall_ms = (time.time() - (time.monotonic() - item.captured.timestamp)) * 1000.0
+                image = pixelstamp.encode(image if image is not out else image.copy(), item.captured.seq, wall_ms)
+            stamps["output"] = time.monotonic()
+            live = LiveFrame(image, item.captured.seq, stamps, item.pose, item.label_map, out, item.state)
+            if self._source.lossless:
+                while not stop.is_set() and not self.output.wait_taken(timeout=0.1):
+                    pass
+            self.output.put(live)
+            self.telemetry.record(stamps)

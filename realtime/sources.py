@@ -1,0 +1,310 @@
+"""Where performer frames come from: a webcam, a video file, the built-in demo, or a browser.
+
+Every source owns a `LatestSlot` (`frames`) holding only its newest `CapturedFrame`; a capture
+thread (webcam, file, demo) or the WebRTC server (`PushSource.push`) fills it, and the pipeline
+reads from it. A reader that falls behind sees frames dropped, never a growing queue.
+
+- `CameraSource` reads an OpenCV capture in its own thread and reconnects when the device
+  disappears (unplugged, busy, read errors) and comes back.
+- `FileSource` plays a video paced at its own frame rate like a camera (optionally looping), or
+  unpaced and lossless: each frame is handed over only when the previous one was taken.
+- `DemoSource` draws the built-in choreography as a performer and carries the ground-truth pose,
+  so the pipeline skips the tracker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from dancenow.realtime.pose.pose import Pose
+from dancenow.realtime.slot import LatestSlot
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CapturedFrame:
+    """One performer frame: RGB uint8 image, capture time (time.monotonic()) and sequence number.
+
+    `pose` is set by sources that already know it (the demo): the tracker is skipped.
+    `media_time` is the frame's time in its video (files), used as the pose clock so smoothing
+    does not depend on how fast an unpaced file is read.
+    """
+
+    image: np.ndarray
+    timestamp: float
+    seq: int
+    pose: Pose | None = None
+    media_time: float | None = None
+
+    @property
+    def clock(self) -> float:
+        """The time to give the tracker and filter (seconds, increasing)."""
+        return self.timestamp if self.media_time is None else self.media_time
+
+
+class Source(ABC):
+    """A producer of `CapturedFrame`s into `self.frames`. `start`/`stop` are idempotent and
+    restartable; `ended` turns True when a finite source has nothing more to give."""
+
+    name = "source"
+    lossless = False  # True: frames wait to be taken (the pipeline then drops nothing either)
+    threaded = True
+
+    def __init__(self) -> None:
+        self.frames: LatestSlot[CapturedFrame] = LatestSlot()
+        self.ended = False
+        self.error: str | None = None  # last problem seen (e.g. "camera lost, reconnecting")
+        self.reconnects = 0
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if not self.threaded or self.running:
+            return
+        self._stop = threading.Event()
+        self.ended = False
+        self._thread = threading.Thread(target=self._guarded, name=f"dancenow-capture-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        t, self._thread = self._thread, None
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=5.0)
+
+    def close(self) -> None:
+        self.stop()
+        self._release()
+
+    def _guarded(self) -> None:
+        try:
+            self._run(self._stop)
+        except Exception as e:  # a capture thread must not die silently
+            log.exception("source %s failed", self.name)
+            self.error = f"{type(e).__name__}: {e}"
+            self.ended = True
+        finally:
+            self._release()
+
+    @abstractmethod
+    def _run(self, stop: threading.Event) -> None:
+        """Produce frames with `_emit` until `stop` is set (or the source ends)."""
+
+    def _release(self) -> None:
+        """Free devices/files (called from the capture thread when it ends)."""
+        return None
+
+    def _emit(self, image: np.ndarray, timestamp: float | None = None, pose: Pose | None = None,
+              media_time: float | None = None) -> CapturedFrame:
+        self._seq += 1
+        frame = CapturedFrame(image, time.monotonic() if timestamp is None else timestamp, self._seq,
+                              pose, media_time)
+        self.frames.put(frame)
+        return frame
+
+    def describe(self) -> dict:
+        return {"name": self.name, "frames": self._seq, "dropped": self.frames.dropped,
+                "reconnects": self.reconnects, "ended": self.ended, "error": self.error}
+
+    def __enter__(self) -> Source:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+class CameraSource(Source):
+    """An OpenCV capture (`device` = camera index, /dev/videoN or any URL/path OpenCV opens)
+    read as fast as it delivers, newest frame only, reconnecting when it fails.
+
+    On a read failure the capture is released and reopened every `retry` seconds (doubling up
+    to `max_retry`) until it works again; `reconnects` counts successful reopens.
+    """
+
+    def __init__(self, device: int | str = 0, max_fps: float | None = None, retry: float = 0.25,
+                 max_retry: float = 2.0, size: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.device = device
+        self.name = f"webcam:{device}" if isinstance(device, int) else f"capture:{Path(str(device)).name}"
+        self.max_fps = max_fps
+        self.retry, self.max_retry = retry, max_retry
+        self.size = size  # requested (height, width)
+        self._cap: cv2.VideoCapture | None = None
+
+    def _open(self) -> cv2.VideoCapture | None:
+        cap = cv2.VideoCapture(self.device)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        if self.size is not None:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[0])
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[1])
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a camera's own queue adds latency
+        return cap
+
+    def _run(self, stop: threading.Event) -> None:
+        wait = self.retry
+        opened_once = False
+        last = 0.0
+        while not stop.is_set():
+            if self._cap is None:
+                self._cap = self._open()
+                if self._cap is None:
+                    self.error = f"{self.name} not available, retrying"
+                    if not opened_once:
+                        log.warning("%s: cannot open, retrying every %.2f s", self.name, wait)
+                    stop.wait(wait)
+                    wait = min(wait * 2, self.max_retry)
+                    continue
+                if opened_once:
+                    self.reconnects += 1
+                    log.info("%s: reconnected (%d)", self.name, self.reconnects)
+                opened_once, wait, self.error = True, self.retry, None
+            ok, frame = self._cap.read()
+            if not ok or frame is None:
+                log.info("%s: read failed, reconnecting", self.name)
+                self.error = f"{self.name} lost, reconnecting"
+                self._cap.release()
+                self._cap = None
+                continue
+            self._emit(_bgr_to_rgb(frame))
+            if self.max_fps:
+                last = max(last + 1.0 / self.max_fps, time.monotonic() - 1.0 / self.max_fps)
+                stop.wait(max(0.0, last - time.monotonic()))
+
+    def _release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class FileSource(Source):
+    """A video file as a camera: paced at its own fps (`paced=True`, frames dropped downstream
+    when the pipeline is slower), or unpaced and lossless; `loop` restarts it at the end."""
+
+    def __init__(self, path: str | Path, paced: bool = True, loop: bool = False, fps: float | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DanceNowError(f"video file {self.path} not found: pass an existing file, webcam:N or demo")
+        cap = cv2.VideoCapture(str(self.path))
+        ok = cap.isOpened() and cap.read()[0]
+        self.fps = float(fps or cap.get(cv2.CAP_PROP_FPS) or 30.0) if ok else 30.0
+        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+        cap.release()
+        if not ok:
+            raise DanceNowError(f"{self.path} is not a video OpenCV can read: convert it to mp4 (H.264)")
+        self.name = f"file:{self.path.name}"
+        self.paced, self.loop = paced, loop
+        self.lossless = not paced
+
+    def _run(self, stop: threading.Event) -> None:
+        t0 = time.monotonic()
+        index = 0  # frames emitted (across loops): the pacing clock
+        while not stop.is_set():
+            cap = cv2.VideoCapture(str(self.path))
+            got_any = False
+            while not stop.is_set():
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                got_any = True
+                image = _bgr_to_rgb(frame)
+                media_time = index / self.fps
+                if self.paced:
+                    stop.wait(max(0.0, t0 + media_time - time.monotonic()))
+                else:
+                    while not stop.is_set() and not self.frames.wait_taken(timeout=0.1):
+                        pass
+                if stop.is_set():
+                    break
+                self._emit(image, media_time=media_time)
+                index += 1
+            cap.release()
+            if not self.loop or not got_any:
+                break
+        if not stop.is_set():
+            self.ended = True
+
+
+class DemoSource(Source):
+    """The built-in performer: the looping choreography drawn as a person, with its exact pose."""
+
+    def __init__(self, fps: float = 30.0, size: tuple[int, int] = (256, 192), start: float = 0.0) -> None:
+        super().__init__()
+        self.name = "demo"
+        self.fps, self.size, self.start_time = fps, size, start
+
+    def _run(self, stop: threading.Event) -> None:
+        from dancenow.realtime.pose.choreography import pose_at
+        from dancenow.realtime.pose.figure import PERFORMER_STYLE, draw_figure
+
+        t0 = time.monotonic()
+        i = 0
+        while not stop.is_set():
+            due = t0 + i / self.fps
+            stop.wait(max(0.0, due - time.monotonic()))
+            if stop.is_set():
+                break
+            now = time.monotonic()
+            i = max(i + 1, int((now - t0) * self.fps))  # late: skip ahead, never fall behind
+            t = self.start_time + (now - t0)
+            pose = pose_at(t, self.size)
+            pose.timestamp = now
+            image = draw_figure(pose, self.size, PERFORMER_STYLE, aa=1)
+            self._emit(image, now, pose=pose)
+
+
+class PushSource(Source):
+    """Frames pushed in from outside (the WebRTC server's performer track); no thread."""
+
+    threaded = False
+
+    def __init__(self, name: str = "browser") -> None:
+        super().__init__()
+        self.name = name
+
+    def push(self, image_rgb: np.ndarray, timestamp: float | None = None) -> None:
+        """Hand over the newest frame (uint8 H x W x 3 RGB); `timestamp` = time.monotonic() of capture."""
+        self._emit(image_rgb, timestamp)
+
+    def _run(self, stop: threading.Event) -> None:  # pragma: no cover - never started
+        raise NotImplementedError
+
+
+def open_source(spec: str, loop: bool = False, paced: bool = True) -> Source:
+    """A source from its command-line name: "webcam:N", "demo", "browser", or a video file path."""
+    spec = str(spec)
+    if spec == "demo":
+        return DemoSource()
+    if spec == "browser":
+        return PushSource()
+    if spec.startswith(("webcam:", "camera:")):
+        dev = spec.split(":", 1)[1]
+        try:
+            return CameraSource(int(dev))
+        except ValueError:
+            raise DanceNowError(f"bad camera {spec!r}: use webcam:N with N a number, e.g. webcam:0") from None
+    if Path(spec).is_file():
+        return FileSource(spec, paced=paced, loop=loop)
+    raise DanceNowError(f"unknown source {spec!r}: use webcam:N, demo, browser, or an existing video file")

@@ -1,0 +1,81 @@
+"""Per-stage timing of the live loop: rolling fps and latency percentiles, JSON-ready.
+
+Each output frame carries `stamps` (time.monotonic() per stage, see `frame.STAGES`); a stage's
+duration is its stamp minus the previous stage's. Windows are bounded deques, so telemetry never
+grows with the length of a run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import numpy as np
+from dancenow.realtime.frame import STAGES
+
+QUANTILES = (50, 95, 99)
+
+
+def percentiles(values, qs=QUANTILES) -> dict[str, float]:
+    """{"p50": ms, ...} of `values` (seconds); empty dict when there are none."""
+    if len(values) == 0:
+        return {}
+    arr = np.asarray(values, dtype=np.float64) * 1000.0
+    return {f"p{q}": round(float(np.percentile(arr, q)), 2) for q in qs}
+
+
+def stage_durations(stamps: dict[str, float]) -> dict[str, float]:
+    """Seconds spent in each stage (keyed by the stage's own stamp) plus "total" (capture to output)."""
+    out: dict[str, float] = {}
+    prev = None
+    for name in STAGES:
+        t = stamps.get(name)
+        if t is None:
+            continue
+        if prev is not None:
+            out[name] = max(0.0, t - prev)
+        prev = t
+    if "capture" in stamps and "output" in stamps:
+        out["total"] = max(0.0, stamps["output"] - stamps["capture"])
+    return out
+
+
+class Telemetry:
+    """Rolling window of per-stage durations and output times (thread-safe)."""
+
+    def __init__(self, window: int = 300, fps_window: float = 2.0) -> None:
+        self.window = window
+        self.fps_window = fps_window
+        self._lock = threading.Lock()
+        self._stages: dict[str, deque[float]] = {}
+        self._outputs: deque[float] = deque(maxlen=window)
+        self.frames = 0
+
+    def record(self, stamps: dict[str, float]) -> None:
+        with self._lock:
+            for name, d in stage_durations(stamps).items():
+                self._stages.setdefault(name, deque(maxlen=self.window)).append(d)
+            if "output" in stamps:
+                self._outputs.append(stamps["output"])
+            self.frames += 1
+
+    def fps(self, now: float | None = None) -> float:
+        with self._lock:
+            times = list(self._outputs)
+        if len(times) < 2:
+            return 0.0
+        recent = [t for t in times if t >= times[-1] - self.fps_window]
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return 0.0
+        return (len(recent) - 1) / (recent[-1] - recent[0])
+
+    def latency(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            snap = {k: list(v) for k, v in self._stages.items()}
+        return {k: percentiles(v) for k, v in snap.items()}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._stages.clear()
+            self._outputs.clear()
+            self.frames = 0
