@@ -39,7 +39,6 @@ from aiortc import (
 )
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
-from dancenow.realtime import pixelstamp
 from dancenow.realtime.slot import LatestSlot
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -79,7 +78,7 @@ class ServeConfig:
     token: str | None = None
     max_peers: int = 8
     calibration: Path | None = None
-    stamp: bool = True  # paint counter + capture time into frames: pages measure glass-to-glass latency
+    stamp: bool = True  # pipeline paints counter + capture time into frames: pages show glass-to-glass latency
     max_body: int = 64_000  # bytes; an SDP offer is a few kB
     consent_interval: float = 1.0  # aioice's ICE consent check period (default 5 s)
     consent_failures: int = 3  # missed checks before a vanished peer is dropped (default 6)
@@ -128,20 +127,14 @@ def configure_ice(loopback_only: bool, consent_interval: float, consent_failures
     aioice.ice.CONSENT_FAILURES = consent_failures
 
 
-def wall_ms(monotonic_t: float) -> float:
-    """A time.monotonic() instant as wall-clock milliseconds, the clock a page can compare with."""
-    return (time.time() - (time.monotonic() - monotonic_t)) * 1000.0
-
-
 class PipelineTrack(MediaStreamTrack):
     """The pipeline's newest output frames as a video track (one instance, relayed to all peers)."""
 
     kind = "video"
 
-    def __init__(self, slot: LatestSlot, stamp: bool = True, keepalive: float = 1.0) -> None:
+    def __init__(self, slot: LatestSlot, keepalive: float = 1.0) -> None:
         super().__init__()
         self._slot = slot
-        self._stamp = stamp
         self._keepalive = keepalive
         self._after = 0
         self._start = time.monotonic()
@@ -158,19 +151,15 @@ class PipelineTrack(MediaStreamTrack):
             if got is not None:
                 break
             if self._last is not None and time.monotonic() - self._last_sent > self._keepalive:
-                return self._stamped_pts(self._last)  # nothing new: repeat so decoders stay alive
+                return self._with_pts(self._last)  # nothing new: repeat so decoders stay alive
         self._after, live = got
-        image = live.image
-        if self._stamp:
-            capture = live.stamps.get("capture", time.monotonic())
-            image = pixelstamp.encode(image.copy(), live.seq, wall_ms(capture))
         # convert once here rather than once per peer inside each encoder
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frame = av.VideoFrame.from_ndarray(live.image, format="rgb24").reformat(format="yuv420p")
         self._last = frame
         self.frames += 1
-        return self._stamped_pts(frame)
+        return self._with_pts(frame)
 
-    def _stamped_pts(self, frame: av.VideoFrame) -> av.VideoFrame:
+    def _with_pts(self, frame: av.VideoFrame) -> av.VideoFrame:
         now = time.monotonic()
         pts = max(int((now - self._start) * VIDEO_CLOCK), self._last_pts + 1)
         self._last_pts, self._last_sent = pts, now
@@ -230,7 +219,6 @@ class Server:
     async def create_app(self) -> web.Application:
         """The aiohttp application (the app factory tests hand to aiohttp's TestServer)."""
         app = web.Application(client_max_size=self.cfg.max_body * 4, middlewares=[self._guard])
-        app["server"] = self
         app.on_response_prepare.append(_security_headers)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
@@ -285,10 +273,10 @@ class Server:
 
         loop = asyncio.get_running_loop()
         self.engine = await loop.run_in_executor(None, lambda: load_engine(cfg.target, backend=cfg.backend))
-        self.base_source = open_source(cfg.source)
+        self.base_source = open_source(cfg.source, loop=True)  # a file plays on and on
         if cfg.source == "browser":
             self.push_source = self.base_source
-        pcfg = PipelineConfig(layout=cfg.layout)
+        pcfg = PipelineConfig(layout=cfg.layout, stamp_pixels=cfg.stamp)
         if cfg.calibration is not None:
             pcfg.calibration = cfg.calibration
         self.pipeline = Pipeline(self.base_source, self.engine, pcfg)
@@ -315,7 +303,7 @@ class Server:
         if self.track is not None:
             return
         await asyncio.get_running_loop().run_in_executor(None, self.pipeline.start)
-        self.track = PipelineTrack(self.pipeline.output, stamp=self.cfg.stamp)
+        self.track = PipelineTrack(self.pipeline.output)
         self.relay = MediaRelay()
 
     async def _stop_media(self) -> None:
@@ -421,7 +409,8 @@ class Server:
         stats = dict(self.pipeline.stats()) if self.pipeline is not None else {}
         roles = [p.role for p in self.peers.values()]
         stats.setdefault("backend", getattr(self.engine, "name", None))
-        stats.setdefault("target", str(getattr(self.engine, "bundle", self.cfg.target)))
+        stats.setdefault("target", None)
+        stats["bundle"] = str(getattr(self.engine, "bundle", None) or self.cfg.target)
         stats.update(
             viewers=roles.count("viewer"), performers=roles.count("performer"), peers=len(roles),
             max_peers=self.cfg.max_peers, running=bool(self.pipeline is not None and self.pipeline.running),

@@ -59,3 +59,15 @@ def clips() -> list[Path]:
     if not CLIPS.is_dir():
         pytest.skip(NO_DATA)
     return sorted(CLIPS.glob("*.mp4"))
+
+
+@pytest.fixture(scope="session")
+def demo_bundle() -> Path:
+    """The built-in demo target's bundle (exported from its committed checkpoint on first use, cached)."""
+    from dancenow.demo import assets
+
+    if not assets.DEMO_CHECKPOINT.is_file():
+        pytest.skip(f"the demo checkpoint {assets.DEMO_CHECKPOINT} is not there yet")
+    from dancenow.export.exporter import ensure_bundle
+
+    return ensure_bundle(assets.DEMO_CHECKPOINT, assets.demo_bundle_dir())
