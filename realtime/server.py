@@ -142,8 +142,17 @@ class PipelineTrack(MediaStreamTrack):
         self._last: av.VideoFrame | None = None
         self._last_sent = 0.0
         self.frames = 0
+        self.idle = asyncio.Event()  # set while no recv() is waiting (the relay's reader has let go)
+        self.idle.set()
 
     async def recv(self) -> av.VideoFrame:
+        self.idle.clear()
+        try:
+            return await self._next()
+        finally:
+            self.idle.set()
+
+    async def _next(self) -> av.VideoFrame:
         while True:
             if self.readyState != "live" or self._slot.closed:
                 raise MediaStreamError
@@ -310,8 +319,11 @@ class Server:
         """Last peer gone: stop the track (ends the relay's reader) and the pipeline."""
         if self.track is None:
             return
-        self.track.stop()
-        self.track, self.relay = None, None
+        track, self.track, self.relay = self.track, None, None
+        track.stop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(track.idle.wait(), 1.0)
+        await asyncio.sleep(0)  # the relay's reader sees the end and finishes
         await asyncio.get_running_loop().run_in_executor(None, self.pipeline.stop)
 
     async def _pump_camera(self, track: MediaStreamTrack) -> None:

@@ -52,6 +52,8 @@ export class Meter {
     if (this.canvas.width !== w || this.canvas.height !== band) {
       this.canvas.width = w;
       this.canvas.height = band;
+      // the stamp is an instrument, not a picture: hide its band
+      this.video.style.clipPath = `inset(${(100 * (band + 2)) / this.video.videoHeight}% 0 0 0)`;
     }
     this.ctx.drawImage(this.video, 0, 0, w, band, 0, 0, w, band);
     const stamp = decodeStamp(this.ctx.getImageData(0, 0, w, band).data, w);
@@ -87,7 +89,11 @@ export class Link {
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
     this.setup(pc);
-    pc.ontrack = (e) => this.onTrack(e.track);
+    pc.ontrack = (e) => {
+      // live video: ask for the smallest jitter buffer (Chromium honours it; others ignore it)
+      if ('jitterBufferTarget' in e.receiver) e.receiver.jitterBufferTarget = 0;
+      this.onTrack(e.track);
+    };
     pc.onconnectionstatechange = () => {
       this.onState(pc.connectionState);
       if (pc !== this.pc || this.closing) return;
@@ -156,7 +162,8 @@ export class Link {
 
 export function showStats(el, stats) {
   setInterval(() => {
-    const lat = stats.latency === undefined ? '–' : `${Math.round(stats.latency)} ms`;
+    const recent = (stats.latencies || []).slice(-30).map((s) => s.ms).sort((a, b) => a - b);
+    const lat = recent.length ? `${Math.round(recent[recent.length >> 1])} ms` : '–';
     el.textContent = `${(stats.fps || 0).toFixed(1)} fps · glass-to-glass ${lat}`;
   }, 500);
 }
