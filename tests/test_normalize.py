@@ -1,0 +1,168 @@
+"""EDN global pose normalization: properties that must hold for any body and any camera."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.normalize import (
+    ONE_SCALE,
+    TWO_POSITION,
+    Normalizer,
+    OnlineStats,
+    PoseStats,
+    fit_stats,
+)
+from dancenow.realtime.pose.pose import Pose
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dancenow.errors import DanceNowError
+
+# A body in units of its height: ankles at y=0, the top of the head at y=-1, every point (face,
+# hands too) somewhere on the body.
+_rng = np.random.default_rng(7)
+TEMPLATE = np.column_stack([_rng.uniform(-0.25, 0.25, sk.NUM_POINTS), _rng.uniform(-0.95, -0.05, sk.NUM_POINTS)])
+TEMPLATE[list(sk.FACE_POINTS), 1] = _rng.uniform(-1.0, -0.88, len(sk.FACE_POINTS))
+TEMPLATE[sk.NOSE, 1] = -1.0
+TEMPLATE[list(sk.ANKLE_POINTS), 1] = 0.0
+TEMPLATE[[sk.LEFT_HIP, sk.RIGHT_HIP], 1] = -0.5
+
+
+def track(seed: int, frames: int, depth_span: float, size=(720, 1280),
+          camera=(0.55, 0.35, 0.3, 0.35)) -> list[Pose]:
+    """A performer walking between far and near: lower in the image and taller when closer.
+
+    `camera` = (far ankle y, ankle travel, far height, height growth), in frame heights.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = size
+    a0, da, h0, dh = camera
+    out = []
+    for i in range(frames):
+        d = rng.uniform(0, depth_span)  # 0 = far, 1 = the nearest EDN would ever see
+        ankle_y, height = (a0 + d * da) * h, (h0 + d * dh) * h
+        x = w / 2 + rng.uniform(-0.3, 0.3) * w
+        crouch = np.array([1.0, rng.uniform(0.8, 1.0)])  # some frames crouched: shorter
+        out.append(Pose(TEMPLATE * crouch * height + (x, ankle_y), np.ones(sk.NUM_POINTS), size, i / 30))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), frames=st.integers(12, 80), span=st.sampled_from([0.02, 0.3, 1.0]),
+       k=st.floats(0.3, 3.0), ox=st.floats(-300, 300), oy=st.floats(-300, 300))
+def test_scaled_and_shifted_source_maps_onto_the_target(seed, frames, span, k, ox, oy):
+    target = track(seed, frames, span)
+    size = (round(720 * k + 600), round(1280 * k + 600))
+    source = [p.transformed(k, (ox, oy), size) for p in target]
+    src, tgt = fit_stats(source), fit_stats(target)
+    assert src.mode == tgt.mode == (ONE_SCALE if span < 0.1 else TWO_POSITION)
+    norm = Normalizer(src, tgt)
+    for s, t in zip(source, target, strict=True):
+        out = norm.apply(s)
+        assert out.frame_size == t.frame_size
+        # every point, face and hands included, lands where the target's is
+        np.testing.assert_allclose(out.points, t.points, atol=1e-3 * t.frame_size[0])
+    # so the normalized source shows the target's ankle range and heights
+    back = fit_stats([norm.apply(s) for s in source])
+    for name in ("ankle_close", "ankle_far", "height_close", "height_far", "x_center"):
+        assert getattr(back, name) == pytest.approx(getattr(tgt, name), rel=1e-3, abs=0.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), src_cam=st.tuples(st.floats(0.3, 0.6), st.floats(0.1, 0.35),
+                                                      st.floats(0.15, 0.4), st.floats(0.0, 0.5)),
+       tgt_cam=st.tuples(st.floats(0.3, 0.6), st.floats(0.1, 0.35), st.floats(0.15, 0.4), st.floats(0.0, 0.5)))
+def test_another_camera_maps_onto_the_target_ranges_and_heights(seed, src_cam, tgt_cam):
+    """Different perspective: the scale is interpolated between the far and the close ratio.
+
+    (Within 10%: "heights near a position" pool frames a little in front of and behind it.)
+    """
+    source = track(seed, 80, 1.0, (480, 640), src_cam)
+    target = track(seed + 1, 80, 1.0, (1024, 576), tgt_cam)
+    src, tgt = fit_stats(source), fit_stats(target)
+    norm = Normalizer(src, tgt)
+    back = fit_stats([norm.apply(p) for p in source])
+    for name in ("ankle_close", "ankle_far", "height_close", "height_far"):
+        assert getattr(back, name) == pytest.approx(getattr(tgt, name), rel=0.1), name
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), ys=st.lists(st.floats(-500, 2000), min_size=2, max_size=20))
+def test_p_and_target_ankle_are_monotone_in_the_ankle(seed, ys):
+    src, tgt = fit_stats(track(seed, 40, 1.0)), fit_stats(track(seed + 1, 40, 0.6, (480, 640)))
+    norm = Normalizer(src, tgt)
+    values = [norm.scale_at(y) for y in sorted(ys)]
+    assert all(a[0] <= b[0] for a, b in zip(values, values[1:], strict=False))
+    assert all(a[2] <= b[2] + 1e-9 for a, b in zip(values, values[1:], strict=False))
+    assert norm.scale_at(src.ankle_far)[0] == pytest.approx(0.0)
+    assert norm.scale_at(src.ankle_close)[0] == pytest.approx(1.0)
+    assert norm.scale_at(src.ankle_close)[2] == pytest.approx(tgt.ankle_close)
+
+
+finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@given(h=st.integers(1, 4096), w=st.integers(1, 4096), values=st.lists(finite, min_size=7, max_size=7),
+       frames=st.integers(0, 10**6), mode=st.sampled_from([ONE_SCALE, TWO_POSITION]), note=st.text(max_size=40))
+def test_stats_json_round_trip_is_exact(h, w, values, frames, mode, note):
+    stats = PoseStats((h, w), *values, frames=frames, mode=mode, note=note)
+    assert PoseStats.from_dict(json.loads(json.dumps(stats.to_dict()))) == stats
+
+
+def test_one_scale_fallback_triggers_and_says_so(caplog):
+    still = track(3, 50, 0.01)  # the performer never steps forward or back
+    with caplog.at_level(logging.WARNING):
+        stats = fit_stats(still)
+    assert stats.mode == ONE_SCALE and not stats.two_position
+    assert "one scale" in stats.note and "one scale" in caplog.text
+    assert fit_stats(track(3, 50, 1.0)).mode == TWO_POSITION
+    # One scale: the height ratio; one offset: the median ankle onto the target's median ankle.
+    target = fit_stats(track(4, 50, 1.0, (480, 640)))
+    norm = Normalizer(stats, target)
+    assert norm.mode == ONE_SCALE
+    p, scale, y = norm.scale_at(stats.ankle_median)
+    assert scale == pytest.approx(target.height_median / stats.height_median) and y == pytest.approx(target.ankle_median)
+    assert norm.scale_at(stats.ankle_median + 10)[1] == scale
+
+
+def test_missing_pose_and_hidden_ankles():
+    src, tgt = fit_stats(track(1, 40, 1.0)), fit_stats(track(2, 40, 1.0, (256, 192)))
+    norm = Normalizer(src, tgt)
+    gone = norm.apply(Pose.missing(src.frame_size, 1.5))
+    assert not gone.detected and gone.frame_size == (256, 192) and gone.timestamp == 1.5
+    pose = track(5, 1, 1.0)[0]
+    first = norm.apply(pose)
+    hidden = pose.copy()
+    hidden.confidence[list(sk.ANKLE_POINTS)] = 0.0  # feet out of view: keep the last anchor
+    np.testing.assert_allclose(norm.apply(hidden).points, first.points, atol=1e-4)
+
+
+def test_too_few_full_body_frames_is_a_clear_error():
+    poses = track(1, 20, 1.0)
+    for p in poses[3:]:
+        p.confidence[list(sk.ANKLE_POINTS)] = 0.0
+    with pytest.raises(DanceNowError, match="whole body"):
+        fit_stats(poses)
+
+
+def test_online_stats_converge_to_the_window_fit():
+    poses = track(11, 900, 1.0)
+    online = OnlineStats(window=300, refit_every=1)
+    for p in poses[:5]:
+        online.update(p)
+    assert online.stats() is None  # not enough frames yet
+    errors = []
+    whole = fit_stats(poses)
+    for i, p in enumerate(poses[5:], start=5):
+        online.update(p)
+        if i % 100 == 99:
+            s = online.stats()
+            assert s == fit_stats(poses[max(0, i - 299): i + 1])  # exactly the window's fit
+            errors.append(abs(s.height_close - whole.height_close) / whole.height_close)
+    assert errors[-1] < 0.05 and max(errors[3:]) < 0.05
+    online.update(Pose(np.ones((sk.NUM_POINTS, 2)), np.zeros(sk.NUM_POINTS), (10, 10)))  # nobody: ignored
+    assert online.frames == 300
