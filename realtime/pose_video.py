@@ -11,6 +11,7 @@ camera has no end, so it calibrates online from a running window.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator
@@ -84,8 +85,11 @@ def track_video(path: str | Path, holistic: bool = False, filter_config: OneEuro
         rate, total = video_rate(c), c.streams.video[0].frames or None
     raw, smooth = [], []
     pose_filter = PoseFilter(filter_config)
+    frames = iter_frames(path)
+    first = next(frames)  # a video without frames fails here, before anything starts
     with PoseTracker(TrackerConfig(holistic=holistic)) as tracker:
-        for image, t in tqdm(iter_frames(path), total=total, desc="tracking", unit="frame", disable=not progress):
+        for image, t in tqdm(itertools.chain([first], frames), total=total, desc="tracking", unit="frame",
+                             disable=not progress):
             pose = tracker.track(image, t)
             raw.append(pose)
             smooth.append(pose_filter.apply(pose))
