@@ -1,0 +1,327 @@
+"""Target data preparation: a video (or the built-in synthetic dance) to a training folder.
+
+The folder (DATA_DIR) holds:
+  frames.npy    uint8 (N, H, W, 3) RGB frames at the model resolution (memory-mappable: fast to load)
+  labels.npy    uint8 (N, H, W, 3) label maps drawn by the shared renderer
+  poses.jsonl   the poses in model-resolution pixels (save_track)
+  faces.json    {"crop": px, "boxes": [[x0, y0, x1, y1] | null, ...]}
+  stats.json    the target's normalization statistics (PoseStats.to_dict())
+  manifest.json source and its sha256, sizes, counts, dropped frames, the crop, the split, and the
+                source frame index of every kept frame (the trainer pairs only consecutive ones);
+                written last, so its presence means the folder is complete.
+The held-out frames are the contiguous tail (`holdout` of the kept frames).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from dancenow.engines.bundle import sha256, write_atomic
+from dancenow.realtime.pose.face import face_box, face_crop_size
+from dancenow.realtime.pose.pose import Pose, load_track, save_track
+from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
+from tqdm import tqdm
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "dancenow-data-1"
+SYNTHETIC_SIZE = (256, 192)
+
+
+@dataclass
+class PrepareConfig:
+    """How a target video becomes training data."""
+
+    size: tuple[int, int] | None = None  # (H, W); None: synthetic 256x192, video: its aspect, long side 256
+    long_side: int = 256
+    multiple: int = 8  # sides are multiples of this (the cpu-realtime generator's factor)
+    holdout: float = 0.15  # fraction of kept frames held out, taken from the end
+    frames: int | None = None  # synthetic: how many frames (default one loop); video: at most this many
+    fps: float = 15.0  # synthetic: frames per second of the dance
+    margin: float = 0.08  # video: crop margin around the person, as a fraction of their height
+    holistic: bool = False  # video: also track hands (slower)
+
+
+@dataclass
+class TargetData:
+    """A prepared folder, loaded (frames and labels memory-mapped)."""
+
+    root: Path
+    frames: np.ndarray
+    labels: np.ndarray
+    poses: list[Pose]
+    face_boxes: list[tuple[int, int, int, int] | None]
+    face_crop: int
+    stats: dict
+    manifest: dict
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+    @property
+    def n_train(self) -> int:
+        return int(self.manifest["split"]["train"])
+
+    @property
+    def source_index(self) -> list[int]:
+        return list(self.manifest["source_index"])
+
+    def pairs(self, start: int, stop: int) -> list[int]:
+        """Indices i in [start, stop - 1) whose next kept frame is the next source frame."""
+        src = self.source_index
+        return [i for i in range(start, stop - 1) if src[i + 1] == src[i] + 1]
+
+
+def load_prepared(data_dir: str | os.PathLike) -> TargetData:
+    root = Path(data_dir)
+    mpath = root / "manifest.json"
+    if not mpath.is_file():
+        raise DanceNowError(f"{root} is not a prepared data folder (no manifest.json): run `dancenow prepare VIDEO --out {root}`")
+    manifest = json.loads(mpath.read_text())
+    if manifest.get("format") != FORMAT:
+        raise DanceNowError(f"{mpath} has format {manifest.get('format')!r}, expected {FORMAT!r}: prepare the data again")
+    faces = json.loads((root / "faces.json").read_text())
+    return TargetData(
+        root=root,
+        frames=np.load(root / "frames.npy", mmap_mode="r"),
+        labels=np.load(root / "labels.npy", mmap_mode="r"),
+        poses=load_track(root / "poses.jsonl"),
+        face_boxes=[tuple(b) if b else None for b in faces["boxes"]],
+        face_crop=int(faces["crop"]),
+        stats=json.loads((root / "stats.json").read_text()),
+        manifest=manifest,
+    )
+
+
+def prepare(video: str | os.PathLike | None, out: str | os.PathLike, cfg: PrepareConfig | None = None,
+            synthetic: bool = False) -> Path:
+    """Prepare `video` (or the synthetic dance) into `out`; reuses a complete folder made the same way."""
+    cfg = cfg or PrepareConfig()
+    out = Path(out)
+    if not 0.0 < cfg.holdout < 1.0:
+        raise DanceNowError(f"holdout must be between 0 and 1 (got {cfg.holdout}): e.g. --holdout 0.15")
+    if synthetic:
+        source, digest = "synthetic", _synthetic_digest()
+    else:
+        if video is None:
+            raise DanceNowError("give a target video or --synthetic")
+        path = Path(video)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise DanceNowError(f"target video {path} is missing or empty: pass a readable video file")
+        source, digest = str(path.resolve()), sha256(path)
+    key = {"source_sha256": digest, "config": _config_dict(cfg), "renderer": RenderConfig().to_dict()}
+    done = out / "manifest.json"
+    if done.is_file():
+        try:
+            if json.loads(done.read_text()).get("key") == key:
+                log.info("%s is already prepared from this source with these settings: reusing it", out)
+                return out
+        except json.JSONDecodeError:
+            pass
+    out.mkdir(parents=True, exist_ok=True)
+    if done.exists():
+        done.unlink()  # the folder is being rebuilt: it is incomplete until the manifest is back
+
+    if synthetic:
+        frames, poses, src_index, info = _synthetic(cfg)
+    else:
+        frames, poses, src_index, info = _from_video(Path(video), out, digest, cfg)
+    return _write(out, source, key, frames, poses, src_index, info, cfg)
+
+
+def _config_dict(cfg: PrepareConfig) -> dict:
+    d = asdict(cfg)
+    d["size"] = list(cfg.size) if cfg.size else None
+    return d
+
+
+def _synthetic_digest() -> str:
+    """The synthetic target is a function of the dance and figure code: hash their source."""
+    from dancenow.realtime.pose import choreography, figure
+
+    h = hashlib.sha256()
+    for mod in (choreography, figure):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()
+
+
+def _synthetic(cfg: PrepareConfig):
+    from dancenow.realtime.pose.choreography import PERIOD, pose_at
+    from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure
+
+    size = tuple(cfg.size) if cfg.size else SYNTHETIC_SIZE
+    _check_size(size, cfg.multiple)
+    n = cfg.frames or int(round(PERIOD * cfg.fps))
+    frames, poses = [], []
+    for i in tqdm(range(n), desc="synthetic target", unit="frame"):
+        pose = pose_at(i / cfg.fps, size)
+        frames.append(draw_figure(pose, size, TARGET_STYLE))
+        poses.append(pose)
+    info = {"source_size": list(size), "fps": cfg.fps, "decoded": n, "dropped": 0, "crop": [0, 0, size[1], size[0]]}
+    return frames, poses, list(range(n)), info
+
+
+def _check_size(size, multiple: int) -> None:
+    if size[0] % multiple or size[1] % multiple or min(size) < 4 * multiple:
+        raise DanceNowError(f"size {size[0]}x{size[1]} must have both sides multiples of {multiple} "
+                            f"and at least {4 * multiple}: e.g. --size 256x192")
+
+
+def _decode(path: Path, limit: int | None):
+    """Yield (index, timestamp, RGB frame); corrupt files raise DanceNowError."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except Exception as e:
+        raise DanceNowError(f"cannot open {path} as a video ({type(e).__name__}: {e}): pass an mp4/mov/webm file") from None
+    with container:
+        if not container.streams.video:
+            raise DanceNowError(f"{path} has no video stream: pass a video file")
+        stream = container.streams.video[0]
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                if limit is not None and i >= limit:
+                    break
+                t = float(frame.pts * stream.time_base) if frame.pts is not None else i / float(stream.average_rate or 25)
+                yield i, t, frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as e:
+            raise DanceNowError(f"{path} is damaged ({e}): re-encode or replace the video") from None
+
+
+def _video_info(path: Path) -> tuple[int, float]:
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            return int(s.frames or 0), float(s.average_rate or 0)
+    except Exception:
+        return 0, 0.0
+
+
+def _track(path: Path, out: Path, digest: str, cfg: PrepareConfig) -> list[Pose]:
+    """Poses in source pixels for every decoded frame, cached by the video's hash."""
+    from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
+
+    cache = out / f"track-{digest[:16]}-{'holistic' if cfg.holistic else 'pose'}.jsonl"
+    if cache.is_file():
+        poses = load_track(cache)
+        if cfg.frames is None or len(poses) >= cfg.frames:
+            return poses[: cfg.frames] if cfg.frames else poses
+    total, _ = _video_info(path)
+    poses = []
+    with PoseTracker(TrackerConfig(holistic=cfg.holistic)) as tracker:
+        for _i, t, img in tqdm(_decode(path, cfg.frames), total=min(total, cfg.frames or total) or None,
+                               desc="tracking", unit="frame"):
+            poses.append(tracker.track(img, t))
+    if not poses:
+        raise DanceNowError(f"{path} holds no frames: pass a non-empty video")
+    tmp = cache.with_suffix(".partial")
+    save_track(poses, tmp)
+    os.replace(tmp, cache)  # atomic: a cache file is always complete
+    return poses
+
+
+def _crop_box(poses: list[Pose], frame_hw: tuple[int, int], aspect: float, margin: float) -> tuple[int, int, int, int]:
+    """The smallest box of width/height `aspect` holding the person in every frame (plus a margin)."""
+    fh, fw = frame_hw
+    boxes = np.array([p.bbox(0.3) for p in poses if p.detected and p.bbox(0.3) is not None])
+    heights = [p.body_height() for p in poses if p.detected]
+    body = float(np.median([h for h in heights if h])) if any(heights) else float(boxes[:, 3].max() - boxes[:, 1].min())
+    m = margin * body
+    x0, y0 = boxes[:, 0].min() - m, boxes[:, 1].min() - 1.6 * m  # more room above the head (hair)
+    x1, y1 = boxes[:, 2].max() + m, boxes[:, 3].max() + m
+    w, h = x1 - x0, y1 - y0
+    if w / h < aspect:
+        w = h * aspect
+    else:
+        h = w / aspect
+    if w > fw or h > fh:  # the person fills the frame: the largest box of this aspect
+        s = min(fw / w, fh / h)
+        w, h = w * s, h * s
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    bx0 = min(max(0.0, cx - w / 2), fw - w)
+    by0 = min(max(0.0, cy - h / 2), fh - h)
+    return int(round(bx0)), int(round(by0)), int(round(bx0 + w)), int(round(by0 + h))
+
+
+def _default_size(frame_hw: tuple[int, int], cfg: PrepareConfig) -> tuple[int, int]:
+    fh, fw = frame_hw
+    s = cfg.long_side / max(fh, fw)
+    m = cfg.multiple
+    return max(4 * m, int(round(fh * s / m)) * m), max(4 * m, int(round(fw * s / m)) * m)
+
+
+def _from_video(path: Path, out: Path, digest: str, cfg: PrepareConfig):
+    import cv2
+
+    raw = _track(path, out, digest, cfg)
+    kept = [i for i, p in enumerate(raw) if p.detected]
+    if not kept:
+        raise DanceNowError(f"nobody was found in any frame of {path}: use a video with one person, head to feet")
+    if len(kept) < 8:
+        raise DanceNowError(f"a person was found in only {len(kept)} frames of {path}: use a longer or clearer video")
+    frame_hw = raw[0].frame_size
+    size = tuple(cfg.size) if cfg.size else _default_size(frame_hw, cfg)
+    _check_size(size, cfg.multiple)
+    x0, y0, x1, y1 = _crop_box([raw[i] for i in kept], frame_hw, size[1] / size[0], cfg.margin)
+    sx, sy = size[1] / (x1 - x0), size[0] / (y1 - y0)
+    keep = set(kept)
+    frames, poses = [], []
+    _, fps = _video_info(path)
+    for i, _t, img in tqdm(_decode(path, len(raw)), total=len(raw), desc="cropping", unit="frame"):
+        if i not in keep:
+            continue
+        crop = img[y0:y1, x0:x1]
+        frames.append(cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_AREA))
+        poses.append(raw[i].transformed((sx, sy), (-x0 * sx, -y0 * sy), size))
+    info = {"source_size": list(frame_hw), "fps": fps, "decoded": len(raw), "dropped": len(raw) - len(kept),
+            "crop": [x0, y0, x1, y1]}
+    return frames, poses, kept, info
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    write_atomic(path, buf.getvalue())
+
+
+def _write(out: Path, source: str, key: dict, frames, poses, src_index, info, cfg: PrepareConfig) -> Path:
+    from dancenow.realtime.pose.normalize import fit_stats
+
+    size = frames[0].shape[:2]
+    render = RenderConfig()
+    labels = [render_label_map(p, size, render) for p in tqdm(poses, desc="label maps", unit="frame")]
+    crop = face_crop_size(size[0])
+    boxes = [face_box(p, size, crop) for p in poses]
+    _save_npy(out / "frames.npy", np.stack(frames))
+    _save_npy(out / "labels.npy", np.stack(labels))
+    save_track(poses, out / "poses.jsonl")
+    write_atomic(out / "faces.json", json.dumps({"crop": crop, "boxes": [list(b) if b else None for b in boxes]}).encode())
+    stats = fit_stats(poses)
+    write_atomic(out / "stats.json", json.dumps(stats.to_dict(), indent=1).encode())
+    n = len(frames)
+    n_hold = max(1, int(round(n * cfg.holdout)))
+    manifest = {
+        "format": FORMAT, "key": key, "source": source, "source_sha256": key["source_sha256"],
+        "synthetic": source == "synthetic", "size": list(size), "renderer": render.to_dict(), "face_crop": crop,
+        "counts": {"decoded": info["decoded"], "kept": n, "dropped": info["dropped"],
+                   "faces": sum(b is not None for b in boxes)},
+        "split": {"train": n - n_hold, "holdout": n_hold},
+        "source_size": info["source_size"], "fps": info["fps"], "crop": info["crop"],
+        "source_index": list(map(int, src_index)),
+    }
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())
+    log.info("prepared %d frames (%d held out, %d dropped) at %dx%d in %s", n, n_hold, info["dropped"], size[0], size[1], out)
+    return out

@@ -1,0 +1,437 @@
+"""EDN's training loop: the temporal generator stage, then the face stage with the generator frozen.
+
+Temporal stage (EDN): for consecutive frames t, t+1 the generator makes frame t from a blank
+previous frame and frame t+1 from its own frame t, with gradients through both; the 12-channel
+multi-scale PatchGAN judges the pair. `temporal=False` trains the plain pix2pixHD generator (the
+previous frame is always blank; the discriminator judges single frames). Face stage: the face
+residual net refines the crop around the nose of the frozen generator's output.
+
+The blank previous frame is black (every channel -1 in [-1, 1]; a uint8 zeros image). Both
+stages resume from the run folder's checkpoint (saved atomically every `checkpoint_every` steps,
+at the end, and on Ctrl-C / SIGTERM). Under `torchrun` each process trains on its own samples
+with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from dancenow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from dancenow.training.discriminator import DiscriminatorConfig, MultiscaleDiscriminator
+from dancenow.training.losses import VGGLoss, feature_matching, lsgan
+from dancenow.training.networks import FaceGenerator, Generator
+from dancenow.training.prepare import TargetData, load_prepared
+from dancenow.training.profiles import Profile, get_profile
+from torch import nn
+from tqdm import tqdm
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+BLANK_PREVIOUS = "black"  # the previous frame for the first frame: a black image (-1 in tensor space)
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return t.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """float (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3)."""
+    return t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def generate_sequence(generator: nn.Module, labels: np.ndarray, temporal: bool = True,
+                      device: torch.device | str = "cpu") -> np.ndarray:
+    """Frames for consecutive label maps, generated recurrently from a blank first previous frame."""
+    generator.eval()
+    out, prev = [], None
+    for lab in labels:
+        x = to_tensor(lab[None], torch.device(device))
+        if prev is None or not temporal:
+            prev = torch.full_like(x, -1.0)
+        prev = generator(x, prev)
+        out.append(to_uint8(prev)[0])
+    return np.stack(out)
+
+
+class TemporalPair(nn.Module):
+    """EDN's two-frame unrolling in one forward call (so DDP sees one forward per backward)."""
+
+    def __init__(self, generator: Generator, temporal: bool):
+        super().__init__()
+        self.generator, self.temporal = generator, temporal
+
+    def forward(self, l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        blank = torch.full_like(l0, -1.0)
+        f0 = self.generator(l0, blank)
+        f1 = self.generator(l1, f0 if self.temporal else blank)
+        return f0, f1
+
+
+class _Stop:
+    """Turns Ctrl-C / SIGTERM into a flag the loop checks after each step (then it saves)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _Stop:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _dist_setup() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def _any(flag: bool, world: int, device: torch.device) -> bool:
+    """True on every rank when any rank says so (keeps DDP ranks stopping at the same step)."""
+    if world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+def _wrap(m: nn.Module, world: int, device: torch.device) -> nn.Module:
+    if world == 1:
+        return m
+    return nn.parallel.DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+class _Meter:
+    """Running means of the losses between log lines."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.n += 1
+
+    def means(self) -> dict[str, float]:
+        out = {k: v / max(1, self.n) for k, v in self.sums.items()}
+        self.sums, self.n = {}, 0
+        return out
+
+
+def _writer(out: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out / "tb"))
+
+
+def _grid(label: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """label | generated | real, side by side, CHW in [0, 1] for TensorBoard."""
+    return torch.cat([label[0], fake[0], real[0]], dim=2).detach().float().clamp(-1, 1).add(1).div(2).cpu()
+
+
+def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Profile = "cpu-realtime",
+          steps: int | None = None, face_steps: int | None = None, vgg_weights: str | os.PathLike | None = None,
+          seed: int = 0, temporal: bool = True, face: bool = True, *, checkpoint_every: int | None = None,
+          log_every: int | None = None, progress: bool = True) -> Path:
+    """Train (or resume training) a target; returns the checkpoint path."""
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    steps = prof.steps if steps is None else steps
+    face_steps = (prof.face_steps if face_steps is None else face_steps) if face else 0
+    checkpoint_every = checkpoint_every or prof.checkpoint_every
+    log_every = log_every or prof.log_every
+    data = load_prepared(data_dir)
+    factor = prof.generator.factor
+    h, w = data.size
+    if h % factor or w % factor:
+        raise DanceNowError(f"the data's size {h}x{w} is not a multiple of {factor} ({prof.name}): "
+                            f"prepare again with --size (both sides multiples of {factor})")
+    pairs = data.pairs(0, data.n_train)
+    if not pairs:
+        raise DanceNowError(f"{data_dir} has no two consecutive training frames: prepare a longer video")
+
+    rank, world, device = _dist_setup()
+    out = Path(out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT_NAME
+    amp = device.type == "cuda"
+    torch.manual_seed(seed * 1000 + rank)
+    rng = np.random.default_rng(seed * 1000 + rank)
+
+    G = Generator(prof.generator).to(device)
+    d_cfg = prof.discriminator if temporal else DiscriminatorConfig(**{**prof.discriminator.to_dict(), "in_channels": 6})
+    D = MultiscaleDiscriminator(d_cfg).to(device)
+    F_net = FaceGenerator(prof.face).to(device) if face else None
+    FD = MultiscaleDiscriminator(prof.face_discriminator).to(device) if face else None
+    opt = lambda params: torch.optim.Adam(params, lr=prof.lr, betas=(prof.beta1, 0.999))  # noqa: E731
+    opt_G, opt_D = opt(G.parameters()), opt(D.parameters())
+    opt_F = opt(F_net.parameters()) if F_net else None
+    opt_FD = opt(FD.parameters()) if FD else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    vgg = VGGLoss(vgg_weights).to(device) if vgg_weights else None
+
+    step = face_step = 0
+    summary: dict = {}
+    if ckpt_path.is_file():
+        ck = load_checkpoint(ckpt_path)
+        if ck.get("profile") != prof.name or ck["generator_config"] != prof.generator.to_dict():
+            raise DanceNowError(f"{ckpt_path} was trained with another profile ({ck.get('profile')}): use a new --out folder")
+        G.load_state_dict(ck["generator"])
+        step, face_step, summary = int(ck.get("step", 0)), int(ck.get("face_step", 0)), dict(ck.get("summary") or {})
+        ts = ck.get("train_state") or {}
+        if "D" in ts:
+            D.load_state_dict(ts["D"])
+            opt_G.load_state_dict(ts["opt_G"])
+            opt_D.load_state_dict(ts["opt_D"])
+        if F_net is not None and ck.get("face"):
+            F_net.load_state_dict(ck["face"])
+            if "FD" in ts:
+                FD.load_state_dict(ts["FD"])
+                opt_F.load_state_dict(ts["opt_F"])
+                opt_FD.load_state_dict(ts["opt_FD"])
+        if "scaler" in ts:
+            scaler.load_state_dict(ts["scaler"])
+        rngs = ts.get("rng", {}).get(str(rank))
+        if rngs:
+            torch.set_rng_state(rngs["torch"])
+            rng.bit_generator.state = rngs["numpy"]
+        if rank == 0:
+            log.info("resuming %s at step %d, face step %d", ckpt_path, step, face_step)
+        summary.setdefault("resumed_at", []).append([step, face_step])
+
+    pair_model = _wrap(TemporalPair(G, temporal), world, device)
+    D_model = _wrap(D, world, device)
+    writer = _writer(out) if rank == 0 else None
+    timing = summary.setdefault("seconds", {"generator": 0.0, "face": 0.0})
+
+    def checkpoint(reason: str) -> None:
+        if rank != 0:
+            return
+        rng_states = {str(rank): {"torch": torch.get_rng_state(), "numpy": rng.bit_generator.state}}
+        ts = {"D": D.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+              "scaler": scaler.state_dict(), "rng": rng_states, "discriminator_config": d_cfg.to_dict()}
+        if F_net is not None:
+            ts.update(FD=FD.state_dict(), opt_F=opt_F.state_dict(), opt_FD=opt_FD.state_dict())
+        summary.update(
+            profile=prof.name, temporal=temporal, seed=seed, world_size=world, device=str(device),
+            blank_previous=BLANK_PREVIOUS, target_steps=steps, target_face_steps=face_steps,
+            vgg=bool(vgg_weights), data={"dir": str(data.root), "source": data.manifest["source"],
+                                         "source_sha256": data.manifest["source_sha256"],
+                                         "frames": len(data.poses), "train": data.n_train},
+        )
+        save_checkpoint(ckpt_path, {
+            "name": _target_name(data), "profile": prof.name, "resolution": [h, w],
+            "generator_config": prof.generator.to_dict(), "generator": G.state_dict(),
+            "face_config": prof.face.to_dict() if F_net is not None and face_step > 0 else None,
+            "face": F_net.state_dict() if F_net is not None and face_step > 0 else None,
+            "face_crop": data.face_crop if F_net is not None and face_step > 0 else None,
+            "renderer": data.manifest["renderer"], "pose_stats": data.stats,
+            "step": step, "face_step": face_step, "summary": summary, "train_state": ts,
+        })
+        log.info("checkpoint saved at step %d, face step %d (%s): %s", step, face_step, reason, ckpt_path)
+
+    def sample(n: int) -> np.ndarray:
+        return np.asarray(pairs)[rng.integers(0, len(pairs), n)]
+
+    interrupted = False
+    with _Stop() as stop:
+        # --- stage 1: the (temporal) generator -------------------------------------------------
+        if step < steps:
+            G.train()
+            D.train()
+            meter, t0, n0 = _Meter(), time.perf_counter(), step
+            bar = tqdm(total=steps, initial=step, desc="generator", unit="step", disable=not progress or rank != 0)
+            while step < steps:
+                if _any(stop.requested, world, device):
+                    interrupted = True
+                    break
+                idx = sample(prof.batch)
+                l0, l1 = to_tensor(data.labels[idx], device), to_tensor(data.labels[idx + 1], device)
+                r0, r1 = to_tensor(data.frames[idx], device), to_tensor(data.frames[idx + 1], device)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    f0, f1 = pair_model(l0, l1)
+                    if temporal:
+                        fake = torch.cat([l0, f0, l1, f1], 1)
+                        real = torch.cat([l0, r0, l1, r1], 1)
+                    else:
+                        fake = torch.cat([torch.cat([l0, f0], 1), torch.cat([l1, f1], 1)])
+                        real = torch.cat([torch.cat([l0, r0], 1), torch.cat([l1, r1], 1)])
+                    n = fake.shape[0]
+                    # Generator: fool D, match D's features on the real pair, stay close in L1 (and VGG).
+                    D.requires_grad_(world > 1)  # DDP expects every parameter's gradient; alone, skip D's
+                    preds = D_model(torch.cat([fake, real]))
+                    p_fake = [[f[:n] for f in s] for s in preds]
+                    p_real = [[f[n:].detach() for f in s] for s in preds]
+                    losses = {"g_gan": lsgan(p_fake, True), "g_feat": feature_matching(p_fake, p_real) * prof.lambda_feat,
+                              "g_l1": (torch.nn.functional.l1_loss(f0, r0) + torch.nn.functional.l1_loss(f1, r1))
+                              * prof.lambda_l1 / 2}
+                    if vgg is not None:
+                        losses["g_vgg"] = (vgg(f0.float(), r0) + vgg(f1.float(), r1)) * prof.lambda_vgg / 2
+                    loss_g = sum(losses.values())
+                opt_G.zero_grad(set_to_none=True)
+                scaler.scale(loss_g).backward()
+                scaler.step(opt_G)
+                # Discriminator: real pairs are real, generated pairs are fake.
+                D.requires_grad_(True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    preds = D_model(torch.cat([fake.detach(), real]))
+                    d_fake = lsgan([[f[:n] for f in s] for s in preds], False)
+                    d_real = lsgan([[f[n:] for f in s] for s in preds], True)
+                    loss_d = 0.5 * (d_fake + d_real)
+                opt_D.zero_grad(set_to_none=True)
+                scaler.scale(loss_d).backward()
+                scaler.step(opt_D)
+                scaler.update()
+                losses.update(d_real=d_real, d_fake=d_fake)
+                step += 1
+                meter.add({k: v.detach() for k, v in losses.items()})
+                bar.update(1)
+                if step % log_every == 0 or step == steps:
+                    means = meter.means()
+                    rate = (step - n0) / max(1e-9, time.perf_counter() - t0)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
+                    summary["generator_losses"], summary["generator_it_per_s"] = means, round(rate, 3)
+                    if writer:
+                        for k, v in means.items():
+                            writer.add_scalar(f"generator/{k}", v, step)
+                        writer.add_scalar("generator/it_per_s", rate, step)
+                if writer and (step % prof.image_every == 0 or step == steps or step == n0 + 1):
+                    writer.add_image("generator/label|generated|real", _grid(l1, f1, r1), step)
+                if step % checkpoint_every == 0 and step < steps:
+                    timing["generator"] += time.perf_counter() - t0
+                    t0, n0 = time.perf_counter(), step
+                    checkpoint("periodic")
+            bar.close()
+            timing["generator"] += time.perf_counter() - t0
+
+        # --- stage 2: the face residual net, generator frozen -----------------------------------
+        if not interrupted and F_net is not None and face_step < face_steps:
+            with_face = [i for i in pairs if data.face_boxes[i + 1] is not None]
+            if not with_face:
+                raise DanceNowError(f"no face was found in {data_dir}'s training frames: train with --no-face")
+            G.eval().requires_grad_(False)
+            F_model, FD_model = _wrap(F_net, world, device), _wrap(FD, world, device)
+            meter, t0, n0 = _Meter(), time.perf_counter(), face_step
+            bar = tqdm(total=face_steps, initial=face_step, desc="face", unit="step", disable=not progress or rank != 0)
+            while face_step < face_steps:
+                if _any(stop.requested, world, device):
+                    interrupted = True
+                    break
+                idx = np.asarray(with_face)[rng.integers(0, len(with_face), prof.batch)]
+                with torch.no_grad():
+                    l0, l1 = to_tensor(data.labels[idx], device), to_tensor(data.labels[idx + 1], device)
+                    _, f1 = TemporalPair(G, temporal)(l0, l1)
+                    r1 = to_tensor(data.frames[idx + 1], device)
+                crops = [data.face_boxes[i + 1] for i in idx]
+                lc, gc, rc = (_cut(t, crops) for t in (l1, f1, r1))
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    fc = F_model(lc, gc)
+                    FD.requires_grad_(world > 1)
+                    fake, real = torch.cat([lc, fc], 1), torch.cat([lc, rc], 1)
+                    n = fake.shape[0]
+                    preds = FD_model(torch.cat([fake, real]))
+                    p_fake = [[f[:n] for f in s] for s in preds]
+                    p_real = [[f[n:].detach() for f in s] for s in preds]
+                    losses = {"f_gan": lsgan(p_fake, True), "f_feat": feature_matching(p_fake, p_real) * prof.lambda_feat,
+                              "f_l1": torch.nn.functional.l1_loss(fc, rc) * prof.lambda_face_l1}
+                    if vgg is not None:
+                        losses["f_vgg"] = vgg(fc.float(), rc) * prof.lambda_vgg
+                    loss_f = sum(losses.values())
+                opt_F.zero_grad(set_to_none=True)
+                scaler.scale(loss_f).backward()
+                scaler.step(opt_F)
+                FD.requires_grad_(True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    preds = FD_model(torch.cat([fake.detach(), real]))
+                    d_fake = lsgan([[f[:n] for f in s] for s in preds], False)
+                    d_real = lsgan([[f[n:] for f in s] for s in preds], True)
+                opt_FD.zero_grad(set_to_none=True)
+                scaler.scale(0.5 * (d_fake + d_real)).backward()
+                scaler.step(opt_FD)
+                scaler.update()
+                losses.update(fd_real=d_real, fd_fake=d_fake)
+                face_step += 1
+                meter.add({k: v.detach() for k, v in losses.items()})
+                bar.update(1)
+                if face_step % log_every == 0 or face_step == face_steps:
+                    means = meter.means()
+                    rate = (face_step - n0) / max(1e-9, time.perf_counter() - t0)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
+                    summary["face_losses"], summary["face_it_per_s"] = means, round(rate, 3)
+                    if writer:
+                        for k, v in means.items():
+                            writer.add_scalar(f"face/{k}", v, face_step)
+                if writer and (face_step % prof.image_every == 0 or face_step == face_steps):
+                    writer.add_image("face/label|generated|real", _grid(lc, fc, rc), face_step)
+                if face_step % checkpoint_every == 0 and face_step < face_steps:
+                    timing["face"] += time.perf_counter() - t0
+                    t0, n0 = time.perf_counter(), face_step
+                    checkpoint("periodic")
+            bar.close()
+            timing["face"] += time.perf_counter() - t0
+        checkpoint("interrupted" if interrupted else "done")
+    if writer:
+        writer.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    if interrupted:
+        raise KeyboardInterrupt  # the CLI prints "interrupted"; the checkpoint holds every finished step
+    return ckpt_path
+
+
+def _cut(t: torch.Tensor, boxes) -> torch.Tensor:
+    """The face crops (x0, y0, x1, y1) of a batch."""
+    return torch.stack([t[k, :, y0:y1, x0:x1] for k, (x0, y0, x1, y1) in enumerate(boxes)])
+
+
+def _target_name(data: TargetData) -> str:
+    if data.manifest.get("synthetic"):
+        return "synthetic"
+    return Path(data.manifest["source"]).stem
+
+
+
+def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """A shippable copy: generator and face weights in fp16, configs and statistics, no train_state.
+
+    `load_checkpoint` / `build_generator` read it as any checkpoint (weights go back to fp32).
+    """
+    ck = load_checkpoint(src)
+    small = {k: v for k, v in ck.items() if k not in ("train_state", "format")}
+    for key in ("generator", "face"):
+        if small.get(key):
+            small[key] = {k: (v.half() if v.is_floating_point() else v) for k, v in small[key].items()}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dst, small)
+    return dst
