@@ -259,7 +259,8 @@ class Server:
                                 "pick another --port or stop what uses it") from None
         sock = site._server.sockets[0]  # type: ignore[union-attr]
         self.port = sock.getsockname()[1]
-        host = self.cfg.host if ":" not in self.cfg.host else f"[{self.cfg.host}]"
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.cfg.host, self.cfg.host)
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         self.url = f"http://{host}:{self.port}"
         return self.url
 

@@ -63,9 +63,14 @@ def clips() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def demo_bundle() -> Path:
-    """The built-in demo target's bundle (exported from its committed checkpoint on first use, cached)."""
+    """The built-in demo target's bundle (exported from its committed checkpoint on first use, cached);
+    DANCENOW_TEST_BUNDLE=path runs these tests against another bundle."""
+    import os
+
     from dancenow.demo import assets
 
+    if os.environ.get("DANCENOW_TEST_BUNDLE"):
+        return Path(os.environ["DANCENOW_TEST_BUNDLE"])
     if not assets.DEMO_CHECKPOINT.is_file():
         pytest.skip(f"the demo checkpoint {assets.DEMO_CHECKPOINT} is not there yet")
     from dancenow.export.exporter import ensure_bundle

@@ -98,7 +98,7 @@ export class Link {
       this.onState(pc.connectionState);
       if (pc !== this.pc || this.closing) return;
       if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.later(500);
-      if (pc.connectionState === 'disconnected') this.later(3000, pc);
+      if (pc.connectionState === 'disconnected') this.later(1500, pc);
     };
     try {
       await pc.setLocalDescription(await pc.createOffer());

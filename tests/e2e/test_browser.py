@@ -129,7 +129,7 @@ def test_bad_offers_and_tokens_do_not_disturb_viewers(browser, server: ServerThr
     status, body = _post(server.url + "/api/perform", b'{"type": "offer", "sdp": "v=0"}',
                          {**json_type, "Authorization": "Bearer not-the-token"})
     assert status == 403
-    _decoded_more(page, before + 30)
+    _decoded_more(page, before + 15)
     assert _stats(page)["reconnects"] == 0
     page.close()
 
@@ -142,7 +142,7 @@ def test_switching_targets_keeps_viewers(browser, server: ServerThread, demo_bun
                          {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
     assert status == 200, body
     for p, n in zip(pages, before, strict=True):
-        _decoded_more(p, n + 30)
+        _decoded_more(p, n + 15)
         s = _stats(p)
         assert s["reconnects"] == 0 and s["state"] == "connected"
     assert Path(server.call(lambda s: s.status()["bundle"])).name == "other-target"
