@@ -21,6 +21,7 @@ class LiveFrame:
     stamps: dict[str, float] = field(default_factory=dict)
     pose: Pose | None = None  # the performer's pose (in the performer's frame)
     label_map: np.ndarray | None = None  # what the generator saw
+    drawn: Pose | None = None  # the pose drawn into the label map (target's frame)
     generated: np.ndarray | None = None  # the generator's frame before layout
     state: str = "live"  # "live" | "hold" | "rest" | "return": the performer-lost state
 

@@ -146,13 +146,20 @@ class Pipeline:
             self._pose_done = False
             self._previous = None
             self._source_changed = True
-            self._source.start()
+            self._ready = [threading.Event(), threading.Event()]
             self._threads = [
-                threading.Thread(target=self._guard, args=(self._pose_loop,), name="dancenow-pose", daemon=True),
-                threading.Thread(target=self._guard, args=(self._generate_loop,), name="dancenow-generate", daemon=True),
+                threading.Thread(target=self._guard, args=(self._pose_loop, self._ready[0]), name="dancenow-pose",
+                                 daemon=True),
+                threading.Thread(target=self._guard, args=(self._generate_loop, self._ready[1]),
+                                 name="dancenow-generate", daemon=True),
             ]
             for t in self._threads:
                 t.start()
+            # the source starts once the tracker and engine are warm, so the first frames carry no
+            # seconds of start-up latency (and a paced file does not run past them meanwhile)
+            for ready in self._ready:
+                ready.wait(timeout=60.0)
+            self._source.start()
 
     def stop(self) -> None:
         """Stop the workers and the source; idempotent, and `start()` may be called again."""
@@ -229,12 +236,14 @@ class Pipeline:
 
     # --- workers -----------------------------------------------------------------------------
 
-    def _guard(self, loop) -> None:
+    def _guard(self, loop, ready: threading.Event) -> None:
         try:
-            loop(self._stop)
+            loop(self._stop, ready)
         except Exception as e:  # keep the error visible in stats; never die silently
             log.exception("pipeline worker failed")
             self.errors.append(f"{type(e).__name__}: {e}")
+        finally:
+            ready.set()
 
     def _engine_setup(self, engine) -> tuple[tuple[int, int], RenderConfig, PoseStats | None]:
         manifest = getattr(engine, "manifest", None)
@@ -242,8 +251,11 @@ class Pipeline:
         target = PoseStats.from_dict(manifest.pose_stats) if manifest is not None and manifest.pose_stats else None
         return tuple(engine.resolution), render, target
 
-    def _pose_loop(self, stop: threading.Event) -> None:
+    def _pose_loop(self, stop: threading.Event, ready: threading.Event) -> None:
         tracker = None
+        if not self._source.has_pose:
+            tracker = self._make_tracker()
+        ready.set()
         flt = PoseFilter(self.config.filter)
         presence = Presence(self.config.presence)
         after = 0
@@ -277,9 +289,7 @@ class Pipeline:
                     pose = cf.pose.copy(timestamp=cf.clock)
                 else:
                     if tracker is None:
-                        from dancenow.realtime.pose.tracker import PoseTracker
-
-                        tracker = PoseTracker(self.config.tracker)
+                        tracker = self._make_tracker()
                     pose = flt.apply(tracker.track(cf.image, cf.clock))
                 stamps["track"] = time.monotonic()
                 size, render, target_stats = setup
@@ -306,9 +316,21 @@ class Pipeline:
             if tracker is not None:
                 tracker.close()
 
-    def _generate_loop(self, stop: threading.Event) -> None:
+    def _make_tracker(self):
+        """MediaPipe, warmed up on a blank frame (its first call builds the graph)."""
+        from dancenow.realtime.pose.tracker import PoseTracker
+
+        tracker = PoseTracker(self.config.tracker)
+        tracker.track(np.zeros((480, 640, 3), np.uint8), 0.0)
+        return tracker
+
+    def _generate_loop(self, stop: threading.Event, ready: threading.Event) -> None:
         after = 0
         poses = self._poses
+        h, w = self._engine.resolution
+        blank = np.zeros((h, w, 3), np.uint8)
+        self._engine.generate(blank, blank)  # warm-up: first runs allocate and pick kernels
+        ready.set()
         while not stop.is_set():
             got = poses.get(after, timeout=0.1)
             if got is None:
@@ -342,7 +364,8 @@ class Pipeline:
                 wall_ms = (time.time() - (time.monotonic() - item.captured.timestamp)) * 1000.0
                 image = pixelstamp.encode(image if image is not out else image.copy(), item.captured.seq, wall_ms)
             stamps["output"] = time.monotonic()
-            live = LiveFrame(image, item.captured.seq, stamps, item.pose, item.label_map, out, item.state)
+            live = LiveFrame(image, item.captured.seq, stamps, item.pose, item.label_map, item.target_pose, out,
+                             item.state)
             if self._source.lossless:
                 while not stop.is_set() and not self.output.wait_taken(timeout=0.1):
                     pass

@@ -58,6 +58,7 @@ class Source(ABC):
 
     name = "source"
     lossless = False  # True: frames wait to be taken (the pipeline then drops nothing either)
+    has_pose = False  # True: frames carry their pose, no tracker needed
     threaded = True
 
     def __init__(self) -> None:
@@ -249,6 +250,8 @@ class FileSource(Source):
 
 class DemoSource(Source):
     """The built-in performer: the looping choreography drawn as a person, with its exact pose."""
+
+    has_pose = True
 
     def __init__(self, fps: float = 30.0, size: tuple[int, int] = (256, 192), start: float = 0.0) -> None:
         super().__init__()

@@ -1,16 +1,13 @@
-"""Helpers for the live pipeline tests: a tiny real ONNX bundle and engine.
-
-Until `dancenow.engines.load_engine` exists, `tiny_engine` wraps ONNX Runtime directly (tests
-only); once it does, the real loader is used on the same bundle.
-"""
+"""Helpers for the live pipeline tests: a tiny real ONNX bundle (a random cpu-realtime generator,
+fast to make, independent of the demo checkpoint) loaded by the real `load_engine`, and clips."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from dancenow.engines.base import Engine, to_image, to_tensor
-from dancenow.engines.bundle import Manifest, read_manifest, write_manifest
+from dancenow.engines.base import Engine
+from dancenow.engines.bundle import Manifest, write_manifest
 
 SIZE = (256, 192)
 
@@ -36,37 +33,70 @@ def make_bundle(out: Path, size: tuple[int, int] = SIZE, seed: int = 0) -> Path:
     stats = PoseStats(frame_size=size, ankle_close=0.92 * h, ankle_far=0.80 * h, ankle_median=0.86 * h,
                       height_close=0.68 * h, height_far=0.55 * h, height_median=0.62 * h,
                       x_center=w / 2, frames=100)
-    m = Manifest(name="tiny", resolution=size, generator={"config": cfg.to_dict()},
+    m = Manifest(name="tiny", resolution=size,
                  renderer=RenderConfig().to_dict(), pose_stats=stats.to_dict(),
-                 artifacts={"generator.onnx": {"kind": "generator", "precision": "fp32"}})
+                 generator={"config": cfg.to_dict(), "inputs": {"pose": [1, 3, h, w], "previous": [1, 3, h, w]},
+                            "outputs": {"frame": [1, 3, h, w]}},
+                 artifacts={"generator.onnx": {"kind": "onnx", "role": "generator", "precision": "fp32"}})
     write_manifest(out, m)
     return out
 
 
-class OrtEngine(Engine):
-    """ONNX Runtime on a bundle's generator.onnx (tests only, until the real loader lands)."""
+def tiny_engine(bundle: Path, threads: int = 1) -> Engine:
+    from dancenow.engines import load_engine
 
-    name, device, precision = "onnxruntime", "cpu", "fp32"
-
-    def __init__(self, bundle: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        self.bundle = Path(bundle)
-        self.manifest = read_manifest(bundle)
-        self.resolution = tuple(self.manifest.resolution)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        self._sess = ort.InferenceSession(str(self.bundle / "generator.onnx"), so, providers=["CPUExecutionProvider"])
-
-    def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        out = self._sess.run(None, {"pose": to_tensor(label_map), "previous": to_tensor(previous_frame)})[0]
-        return to_image(out)
+    return load_engine(bundle, backend="onnxruntime", threads=threads)
 
 
-def tiny_engine(bundle: Path) -> Engine:
-    try:
-        from dancenow.engines import load_engine
-    except ImportError:
-        return OrtEngine(bundle)
-    return load_engine(bundle, backend="onnxruntime", threads=1)
+def write_clip(src: Path, out: Path, frames: int, start: int = 0, black: tuple[int, int] | None = None,
+               height: int = 512) -> Path:
+    """Frames [start, start+frames) of a real clip, scaled to `height`, as H.264 at the clip's rate;
+    frames whose index (in the output) falls in `black` = [a, b) are replaced by black frames."""
+    import av
+
+    with av.open(str(src)) as inp:
+        stream = inp.streams.video[0]
+        rate = stream.average_rate
+        images = []
+        for i, f in enumerate(inp.decode(stream)):
+            if i < start:
+                continue
+            if len(images) >= frames:
+                break
+            images.append(f.to_ndarray(format="rgb24"))
+    h, w = images[0].shape[:2]
+    width = int(round(w * height / h / 2)) * 2
+    with av.open(str(out), "w") as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.height, s.width, s.pix_fmt = height, width, "yuv420p"
+        n = len(images) + (black[1] - black[0] if black else 0)
+        it = iter(images)
+        for i in range(n):
+            if black and black[0] <= i < black[1]:
+                img = np.zeros((height, width, 3), np.uint8)
+            else:
+                frame = av.VideoFrame.from_ndarray(next(it), format="rgb24").reformat(width=width, height=height)
+                img = frame.to_ndarray(format="rgb24")
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            for pkt in s.encode(vf):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return out
+
+
+def drain(pipeline, timeout: float = 60.0) -> list:
+    """Every output frame of a lossless pipeline until its source ended (in order of output)."""
+    import time
+
+    frames, after = [], 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pipeline.output.get(after, timeout=0.1)
+        if got is None:
+            if pipeline.finished.is_set():
+                break
+            continue
+        after, f = got
+        frames.append(f)
+    return frames

@@ -1,0 +1,59 @@
+"""`dancenow run` and `dancenow calibrate` end to end on real frames."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import pytest
+from live_helpers import make_bundle, write_clip
+
+from dancenow.cli import main
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def clip(dancer_a, tmp_path_factory):
+    return write_clip(dancer_a, tmp_path_factory.mktemp("clips") / "clip.mp4", frames=40, start=0)
+
+
+def test_run_writes_a_video(clip, bundle, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert main(["run", "--source", str(clip), "--target", str(bundle), "--out", str(out), "--seconds", "5",
+                 "--layout", "side-by-side"]) == 0
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
+        assert "DanceNow" in c.metadata.get("comment", "")
+    assert len(frames) >= 2
+    h, w, _ = frames[0].shape
+    assert h == 256 and w == 160 + 192 + 192  # performer (portrait) | pose | target
+    err = capsys.readouterr().err
+    assert "fps" in err and f"wrote {len(frames)} frames" in err
+
+
+def test_calibrate_then_run_reuses_the_file(clip, bundle, tmp_path, capsys):
+    cal = tmp_path / "me.json"
+    assert main(["calibrate", "--source", str(clip), "-o", str(cal), "--seconds", "30"]) == 0
+    stats = json.loads(cal.read_text())
+    assert stats["frames"] >= 10 and stats["frame_size"] == [512, 320]
+    from dancenow.realtime.run import run
+
+    result = run(str(clip), bundle, seconds=2, calibration=cal)
+    assert result["calibration"]["state"] == "file" and result["frames"] > 0
+
+
+def test_bad_arguments_are_one_line_errors(bundle, tmp_path, capsys):
+    assert main(["run", "--source", str(tmp_path / "missing.mp4"), "--target", str(bundle), "--seconds", "1"]) == 2
+    assert "unknown source" in capsys.readouterr().err
+    assert main(["run", "--source", "demo", "--target", str(bundle), "--out", str(tmp_path / "x.gif")]) == 2
+    assert ".mp4" in capsys.readouterr().err
+    assert main(["run", "--source", "demo", "--target", str(bundle), "--seconds", "1",
+                 "--calibration", str(tmp_path / "none.json")]) == 2
+    assert "calibrate" in capsys.readouterr().err
