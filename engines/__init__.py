@@ -1,1 +1,6 @@
-"""dancenow.engines"""
+"""dancenow.engines: load a target bundle and run its generator on TensorRT, ONNX Runtime or PyTorch."""
+
+from dancenow.engines.base import Engine
+from dancenow.engines.loader import load_engine
+
+__all__ = ["Engine", "load_engine"]

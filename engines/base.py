@@ -7,8 +7,12 @@ Frames cross this boundary as uint8 H x W x 3 RGB arrays; the conversion to the 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
+from dancenow.engines.bundle import Manifest
+
+from dancenow.errors import DanceNowError
 
 
 def to_tensor(image: np.ndarray) -> np.ndarray:
@@ -30,6 +34,8 @@ class Engine(ABC):
     precision: str  # "fp32", "fp16" or "int8"
     resolution: tuple[int, int]  # (height, width) of label maps and frames
     face_crop: int | None = None  # side of the square face crop, when the bundle has a face net
+    manifest: Manifest | None = None  # set by load_engine
+    bundle: Path | None = None  # set by load_engine
 
     @abstractmethod
     def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
@@ -38,6 +44,15 @@ class Engine(ABC):
     def refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
         """The face crop with EDN's face residual added; unchanged when there is no face net."""
         return frame_crop
+
+    def check_input(self, image: np.ndarray, what: str, size: tuple[int, int] | None = None) -> None:
+        """Refuse an image of the wrong size with a clear error rather than a backend traceback."""
+        h, w = size or self.resolution
+        if image.shape != (h, w, 3) or image.dtype != np.uint8:
+            raise DanceNowError(
+                f"{what} is {image.dtype} {tuple(image.shape)}, this target takes uint8 ({h}, {w}, 3): "
+                "draw label maps at the bundle's resolution (manifest.resolution)"
+            )
 
     def describe(self) -> str:
         return f"{self.name} on {self.device} ({self.precision}, {self.resolution[0]}x{self.resolution[1]})"

@@ -32,6 +32,7 @@ class Manifest:
     pose_stats: dict | None = None  # the target's normalization statistics
     training: dict = field(default_factory=dict)  # steps, data, losses, duration
     artifacts: dict = field(default_factory=dict)  # relative path -> {"sha256", "kind", "precision", ...}
+    export: dict = field(default_factory=dict)  # checkpoint_sha256, tool versions, parity figures
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
@@ -42,7 +43,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: dict) -> Manifest:
         d = dict(d)
-        d["resolution"] = tuple(d["resolution"])
+        d["resolution"] = tuple(int(v) for v in d["resolution"])
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
