@@ -109,3 +109,24 @@ def test_bad_inputs_fail_with_a_clear_error(tiny, tmp_path):
     eng.resolution = (128, 64)
     with pytest.raises(DanceNowError, match="trained on"):
         E.evaluate(run, data, tmp_path, engine=eng)
+
+
+def test_ablation_trains_three_variants_at_equal_steps_and_tabulates_them(tiny, tmp_path):
+    from dancenow.training.ablation import VARIANTS, format_table, run_ablation
+    from dancenow.training.checkpoint import load_checkpoint
+
+    data, _, _ = tiny
+    result = run_ablation(data, tmp_path, profile=tiny_profile(), seed=0, progress=False,
+                          config=E.EvalConfig(detect=False))
+    assert list(result["variants"]) == list(VARIANTS)
+    ck = {name: load_checkpoint(tmp_path / name.replace("+", "_")) for name in VARIANTS}
+    assert all(c["step"] == 3 for c in ck.values())
+    assert [c["summary"]["temporal"] for c in ck.values()] == [False, True, True]
+    assert [c["face_step"] for c in ck.values()] == [0, 0, 2]
+    # (c) is (b)'s generator plus the face stage: the generators are identical.
+    g_b, g_c = ck["temporal"]["generator"], ck["temporal+face"]["generator"]
+    assert all((g_b[k] == g_c[k]).all() for k in g_b)
+    assert [r["face"] for r in result["variants"].values()] == [False, False, True]
+    table = format_table(result)
+    assert all(name in table for name in VARIANTS) and "mean frame (baseline)" in table
+    assert (tmp_path / "ablation.json").is_file()
