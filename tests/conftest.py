@@ -61,10 +61,9 @@ def clips() -> list[Path]:
     return sorted(CLIPS.glob("*.mp4"))
 
 
-@pytest.fixture(scope="session")
-def demo_bundle() -> Path:
-    """The built-in demo target's bundle (exported from its committed checkpoint on first use, cached);
-    DANCENOW_TEST_BUNDLE=path runs these tests against another bundle."""
+def _demo_bundle() -> Path | None:
+    """DANCENOW_TEST_BUNDLE, else the built-in demo target's bundle (exported from its committed
+    checkpoint on first use, cached); None while that checkpoint does not exist."""
     import os
 
     from dancenow.demo import assets
@@ -72,7 +71,45 @@ def demo_bundle() -> Path:
     if os.environ.get("DANCENOW_TEST_BUNDLE"):
         return Path(os.environ["DANCENOW_TEST_BUNDLE"])
     if not assets.DEMO_CHECKPOINT.is_file():
-        pytest.skip(f"the demo checkpoint {assets.DEMO_CHECKPOINT} is not there yet")
+        return None
     from dancenow.export.exporter import ensure_bundle
 
     return ensure_bundle(assets.DEMO_CHECKPOINT, assets.demo_bundle_dir())
+
+
+@pytest.fixture(scope="session")
+def demo_bundle() -> Path:
+    """The trained demo target's bundle (tests that need a likeness: a person in the output)."""
+    bundle = _demo_bundle()
+    if bundle is None:
+        pytest.skip("the demo checkpoint demo/assets/demo_checkpoint.pt is not there yet")
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def live_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle to stream: the demo one when its checkpoint exists, else one exported (fp32 ONNX)
+    from an untrained cpu-realtime generator: same graph, size and speed, no likeness."""
+    bundle = _demo_bundle()
+    if bundle is not None:
+        return bundle
+    import torch
+    from dancenow.realtime.pose.renderer import RenderConfig
+    from dancenow.training.checkpoint import save_checkpoint
+    from dancenow.training.networks import Generator
+
+    try:
+        from dancenow.export.exporter import ExportConfig, export
+        from dancenow.training.profiles import cpu_realtime
+    except ImportError as e:
+        pytest.skip(f"no exporter or profiles yet ({e})")
+
+    profile = cpu_realtime()
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("untrained")
+    save_checkpoint(root / "checkpoint.pt", {
+        "name": "untrained", "profile": profile.name, "resolution": list(profile.size),
+        "generator_config": profile.generator.to_dict(), "generator": Generator(profile.generator).state_dict(),
+        "renderer": RenderConfig().to_dict(), "pose_stats": None, "step": 0, "face_step": 0, "summary": {}})
+    export(root / "checkpoint.pt", root / "bundle", ExportConfig(formats=("onnx",), calib_samples=2, parity_samples=2))
+    return root / "bundle"

@@ -53,9 +53,9 @@ async def _until(check, timeout: float) -> float:
     return time.monotonic() - t0
 
 
-def test_pages_health_status_metrics_headers(demo_bundle: Path) -> None:
+def test_pages_health_status_metrics_headers(live_bundle: Path) -> None:
     async def main() -> None:
-        server, client = await _client(demo_bundle)
+        server, client = await _client(live_bundle)
         try:
             for path, ctype in (("/", "text/html"), ("/perform", "text/html"), ("/static/viewer.js", "text/javascript"),
                                 ("/static/style.css", "text/css")):
@@ -82,9 +82,9 @@ def test_pages_health_status_metrics_headers(demo_bundle: Path) -> None:
     asyncio.run(main())
 
 
-def test_bad_input_and_tokens_get_clear_errors(demo_bundle: Path) -> None:
+def test_bad_input_and_tokens_get_clear_errors(live_bundle: Path) -> None:
     async def main() -> None:
-        server, client = await _client(demo_bundle, max_body=2000)
+        server, client = await _client(live_bundle, max_body=2000)
         try:
             bad = [
                 ("/api/offer", {"data": "not json", "headers": {"Content-Type": "application/json"}}),
@@ -115,9 +115,9 @@ def test_bad_input_and_tokens_get_clear_errors(demo_bundle: Path) -> None:
     asyncio.run(main())
 
 
-def test_viewers_get_stamped_vp8_frames_cap_and_cleanup(demo_bundle: Path) -> None:
+def test_viewers_get_stamped_vp8_frames_cap_and_cleanup(live_bundle: Path) -> None:
     async def main() -> None:
-        server, client = await _client(demo_bundle, max_peers=2)
+        server, client = await _client(live_bundle, max_peers=2)
         idle = server.task_count()
         try:
             pc1, a1 = await _connect(client)
@@ -149,11 +149,11 @@ def test_viewers_get_stamped_vp8_frames_cap_and_cleanup(demo_bundle: Path) -> No
     asyncio.run(main())
 
 
-def test_vanished_peer_is_dropped_within_seconds(demo_bundle: Path) -> None:
+def test_vanished_peer_is_dropped_within_seconds(live_bundle: Path) -> None:
     """A peer whose sockets just go away (no bye, no DTLS close) is noticed by ICE consent checks."""
 
     async def main() -> None:
-        server, client = await _client(demo_bundle)
+        server, client = await _client(live_bundle)
         try:
             pc, _ = await _connect(client)
             await _frames(pc, 3)
@@ -170,11 +170,11 @@ def test_vanished_peer_is_dropped_within_seconds(demo_bundle: Path) -> None:
     asyncio.run(main())
 
 
-def test_switch_target_keeps_viewers(demo_bundle: Path, tmp_path: Path) -> None:
-    other = shutil.copytree(demo_bundle, tmp_path / "other")
+def test_switch_target_keeps_viewers(live_bundle: Path, tmp_path: Path) -> None:
+    other = shutil.copytree(live_bundle, tmp_path / "other")
 
     async def main() -> None:
-        server, client = await _client(demo_bundle)
+        server, client = await _client(live_bundle)
         try:
             pc, _ = await _connect(client)
             await _frames(pc, 5)
@@ -193,9 +193,9 @@ def test_switch_target_keeps_viewers(demo_bundle: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0"])
-def test_binding_elsewhere_warns(demo_bundle: Path, host: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_binding_elsewhere_warns(live_bundle: Path, host: str, caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        server = Server(ServeConfig(target=demo_bundle, host=host, port=0, token=TOKEN))
+        server = Server(ServeConfig(target=live_bundle, host=host, port=0, token=TOKEN))
         await server.start()
         await server.stop()
 
