@@ -155,3 +155,37 @@ def test_synthetic_prepare_is_reused_and_consistent(tiny_synth: Path) -> None:
     prepare(None, tiny_synth, PrepareConfig(size=(64, 48), frames=60, fps=3.0), synthetic=True)
     assert (tiny_synth / "frames.npy").stat().st_mtime_ns == mtime, "a second run reuses the folder"
     assert json.loads((tiny_synth / "stats.json").read_text())["frame_size"] == [64, 48]
+
+
+def test_vgg_loss_from_local_weights_only(tmp_path: Path) -> None:
+    from dancenow.training.losses import VGGLoss
+
+    # A torchvision-style vgg19 state dict (random weights: the layout is what is checked).
+    convs = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28]
+    chans = [3, 64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512]
+    state = {}
+    for i, n in enumerate(convs):
+        state[f"features.{n}.weight"] = torch.randn(chans[i + 1], chans[i], 3, 3) * 0.05
+        state[f"features.{n}.bias"] = torch.zeros(chans[i + 1])
+    state["classifier.0.weight"] = torch.zeros(1)
+    path = tmp_path / "vgg19.pth"
+    torch.save(state, path)
+    vgg = VGGLoss(path)
+    a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    assert float(vgg(a, a)) == 0.0 and float(vgg(a, b)) > 0
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(DanceNowError, match="VGG19"):
+        VGGLoss(bad)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tiny_synth: Path, tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).parent / "torchrun"
+    out = tmp_path / "ddp"
+    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "dancenow.cli", "train", str(tiny_synth),
+                        "--out", str(out), "--steps", "4", "--face-steps", "2"],
+                       cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = load_checkpoint(out)
+    assert (ck["step"], ck["face_step"]) == (4, 2) and ck["summary"]["world_size"] == 2
