@@ -1,0 +1,279 @@
+"""`dancenow bench live`: the pipeline against a naive sequential loop, in the same run.
+
+Four measurements on one clip (looped):
+- pipeline, paced at 30 fps like a camera for `seconds`: sustained fps, frames dropped, latency
+  p50/p95/p99 per stage and in total (capture to generated frame), and drift (total latency p50 of
+  the first vs the last minute; for runs shorter than 3 minutes, the first vs the last third);
+- pipeline, unpaced and lossless (every frame taken as soon as the pipeline accepts it): throughput;
+- naive loop (read -> track -> render -> PyTorch generator -> write, one after the other, as
+  EDN's test script does), paced the same way and unpaced.
+Plus CPU use (cores busy: process CPU time / wall time) and peak memory (VmHWM) per phase, and the
+throughput ratio pipeline / naive.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from dancenow.engines import load_engine
+from dancenow.realtime.pipeline import Pipeline, PipelineConfig, fit_into
+from dancenow.realtime.pose.filter import PoseFilter
+from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
+from dancenow.realtime.pose.tracker import PoseTracker
+from dancenow.realtime.sources import FileSource
+from dancenow.realtime.telemetry import percentiles, stage_durations
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+
+CAMERA_FPS = 30.0
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "dancer_a_yellow_top_full_body.mp4"
+
+
+def default_clip() -> Path:
+    return DEFAULT_CLIP
+
+
+# --- process measures ---------------------------------------------------------------------------
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM so each phase reports its own peak (Linux >= 4.0; harmless elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+class _Phase:
+    """Wall time, CPU use and peak memory of one measured phase."""
+
+    def __enter__(self) -> _Phase:
+        _reset_peak()
+        self.t0, self.c0 = time.monotonic(), _cpu_seconds()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.monotonic() - self.t0
+        self.cpu = _cpu_seconds() - self.c0
+        self.peak = _peak_mb()
+
+    def report(self) -> dict:
+        return {"wall_s": round(self.wall, 2), "cpu_cores": round(self.cpu / self.wall, 2) if self.wall else 0.0,
+                "peak_rss_mb": self.peak}
+
+
+def _drift(times: list[float], totals: list[float]) -> dict:
+    """Total latency p50 at the start vs the end of the run (first/last minute, or thirds)."""
+    if len(totals) < 6:
+        return {}
+    t = np.asarray(times) - times[0]
+    span = t[-1]
+    window = 60.0 if span >= 180.0 else span / 3
+    first = [v for v, x in zip(totals, t, strict=True) if x <= window]
+    last = [v for v, x in zip(totals, t, strict=True) if x >= span - window]
+    a, b = np.median(first) * 1000, np.median(last) * 1000
+    return {"window_s": round(window, 1), "first_p50_ms": round(float(a), 2), "last_p50_ms": round(float(b), 2),
+            "change_ms": round(float(b - a), 2)}
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+def _pipeline_run(clip: Path, engine, seconds: float, paced: bool, warmup: float = 2.0) -> dict:
+    src = FileSource(clip, paced=paced, loop=True, fps=CAMERA_FPS if paced else None)
+    pipe = Pipeline(src, engine, PipelineConfig(mark=True))
+    stamps: list[dict] = []
+    with _Phase() as phase:
+        pipe.start()
+        t_start = time.monotonic()
+        t_measure = t_start + warmup
+        after, first_seq, last_seq = 0, None, 0
+        while time.monotonic() < t_measure + seconds:
+            got = pipe.output.get(after, timeout=1.0)
+            if got is None:
+                continue
+            after, f = got
+            if f.stamps["output"] < t_measure:
+                continue
+            if first_seq is None:
+                first_seq = f.seq
+            last_seq = f.seq
+            stamps.append(f.stamps)
+        pipe.stop()
+    if not stamps:
+        raise DanceNowError("the pipeline produced no frames during the benchmark: see the log for its error")
+    outs = [s["output"] for s in stamps]
+    dur = outs[-1] - outs[0]
+    captured = last_seq - first_seq + 1
+    per_stage: dict[str, list[float]] = {}
+    for s in stamps:
+        for k, v in stage_durations(s).items():
+            per_stage.setdefault(k, []).append(v)
+    return {
+        "paced": paced, "seconds": round(dur, 2), "frames": len(stamps),
+        "fps": round((len(stamps) - 1) / dur, 2) if dur > 0 else 0.0,
+        "captured": captured, "dropped": max(0, captured - len(stamps)),
+        "latency_ms": {k: percentiles(v) for k, v in per_stage.items()},
+        "drift": _drift(outs, per_stage.get("total", [])) if paced else {},
+        **phase.report(),
+    }
+
+
+# --- the naive loop -------------------------------------------------------------------------------
+
+def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
+    """read -> track -> render -> generator -> write, one frame after the other.
+
+    Paced: frames arrive at 30 fps like a camera; each iteration takes the newest frame that has
+    arrived (frames that arrived meanwhile are dropped), so its latency is its own processing time
+    plus the wait for that frame."""
+    manifest = getattr(engine, "manifest", None)
+    render = RenderConfig.from_dict(manifest.renderer) if manifest is not None and manifest.renderer else RenderConfig()
+    size = tuple(engine.resolution)
+    cap = cv2.VideoCapture(str(clip))
+    frames_bgr = []
+    while True:  # decode up front so the paced loop can pick "the newest frame" (decoding is timed below)
+        ok, fr = cap.read()
+        if not ok:
+            break
+        frames_bgr.append(fr)
+    cap.release()
+    if not frames_bgr:
+        raise DanceNowError(f"{clip} has no frames")
+    totals, per_stage, times = [], {}, []
+    previous = np.zeros((*size, 3), np.uint8)
+    flt = PoseFilter()
+    with PoseTracker() as tracker, _Phase() as phase:
+        tracker.track(cv2.cvtColor(frames_bgr[0], cv2.COLOR_BGR2RGB), 0.0)
+        t0 = time.monotonic()
+        i, last_index, captured = 0, -1, 0
+        while time.monotonic() - t0 < seconds:
+            now = time.monotonic()
+            if paced:
+                index = int((now - t0) * CAMERA_FPS)
+                if index == last_index:
+                    time.sleep(max(0.0, t0 + (index + 1) / CAMERA_FPS - now))
+                    continue
+                captured += index - last_index
+                last_index = index
+                t_cap = t0 + index / CAMERA_FPS
+            else:
+                index, t_cap = i, now
+                captured += 1
+            media_t = index / CAMERA_FPS
+            s = {"capture": t_cap}
+            image = cv2.cvtColor(frames_bgr[index % len(frames_bgr)], cv2.COLOR_BGR2RGB)
+            s["read"] = time.monotonic()
+            pose = flt.apply(tracker.track(image, media_t))
+            s["track"] = time.monotonic()
+            label = render_label_map(fit_into(pose, size), size, render)
+            s["render"] = time.monotonic()
+            previous = engine.generate(label, previous)
+            s["generate"] = time.monotonic()
+            cv2.imencode(".jpg", cv2.cvtColor(previous, cv2.COLOR_RGB2BGR))  # "write" (EDN saves images)
+            s["output"] = time.monotonic()
+            keys = list(s)
+            for a, b in zip(keys, keys[1:], strict=False):
+                per_stage.setdefault(b, []).append(s[b] - s[a])
+            totals.append(s["output"] - s["capture"])
+            times.append(s["output"])
+            i += 1
+    dur = times[-1] - times[0] if len(times) > 1 else 0.0
+    per_stage["total"] = totals
+    return {
+        "paced": paced, "seconds": round(dur, 2), "frames": len(times),
+        "fps": round((len(times) - 1) / dur, 2) if dur > 0 else 0.0,
+        "captured": captured, "dropped": max(0, captured - len(times)),
+        "latency_ms": {k: percentiles(v) for k, v in per_stage.items()},
+        "drift": _drift(times, totals) if paced else {},
+        **phase.report(),
+    }
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds: float | None = None,
+        naive_seconds: float | None = None, threads: int | None = None) -> dict:
+    """All four measurements; JSON-able. `unpaced_seconds`/`naive_seconds` default to a third of
+    `seconds` (at least 10 s): throughput settles quickly, drift needs the long paced run."""
+    clip = Path(clip) if clip else default_clip()
+    if not clip.is_file():
+        raise DanceNowError(f"clip {clip} not found: pass a video file (`dancenow bench live CLIP`)")
+    short = max(10.0, seconds / 3)
+    unpaced_seconds = unpaced_seconds or short
+    naive_seconds = naive_seconds or short
+    engine = load_engine(bundle, backend="auto", threads=threads)
+    pipeline_paced = _pipeline_run(clip, engine, seconds, paced=True)
+    pipeline_unpaced = _pipeline_run(clip, engine, unpaced_seconds, paced=False)
+    try:
+        naive_engine = load_engine(bundle, backend="torch")
+    except DanceNowError as e:
+        log.warning("naive loop: no PyTorch generator in the bundle (%s); using %s", e, engine.describe())
+        naive_engine = engine
+    naive_paced = _naive_run(clip, naive_engine, naive_seconds, paced=True)
+    naive_unpaced = _naive_run(clip, naive_engine, naive_seconds, paced=False)
+    total = pipeline_paced["latency_ms"].get("total", {})
+    drift = pipeline_paced["drift"]
+    result = {
+        "clip": str(clip), "bundle": str(bundle), "camera_fps": CAMERA_FPS,
+        "engine": engine.describe(), "naive_engine": naive_engine.describe(), "cpu_count": os.cpu_count(),
+        "pipeline_paced": pipeline_paced, "pipeline_unpaced": pipeline_unpaced,
+        "naive_paced": naive_paced, "naive_unpaced": naive_unpaced,
+        "throughput_ratio": round(pipeline_unpaced["fps"] / naive_unpaced["fps"], 2) if naive_unpaced["fps"] else None,
+    }
+    result["targets"] = {
+        "paced_fps>=25": pipeline_paced["fps"] >= 25,
+        "total_p50<=60ms": total.get("p50", 1e9) <= 60,
+        "total_p99<=120ms": total.get("p99", 1e9) <= 120,
+        "no_drift(<=10ms)": bool(drift) and drift["change_ms"] <= 10,
+        "unpaced>=2x_naive": (result["throughput_ratio"] or 0) >= 2,
+    }
+    return result
+
+
+def _row(name: str, r: dict) -> str:
+    tot = r["latency_ms"].get("total", {})
+    return (f"{name:<18} {r['fps']:7.1f} {r['frames']:7d} {r['dropped']:7d} {tot.get('p50', 0):7.1f} "
+            f"{tot.get('p95', 0):7.1f} {tot.get('p99', 0):7.1f} {r['cpu_cores']:6.2f} {r['peak_rss_mb'] or 0:8.0f}")
+
+
+def format_table(result: dict) -> str:
+    lines = [f"bench live: {result['clip']}", f"engine {result['engine']}; naive {result['naive_engine']}",
+             f"{'':<18} {'fps':>7} {'frames':>7} {'dropped':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+             f"{'cores':>6} {'peak MB':>8}"]
+    for key, name in (("pipeline_paced", "pipeline 30fps"), ("pipeline_unpaced", "pipeline unpaced"),
+                      ("naive_paced", "naive 30fps"), ("naive_unpaced", "naive unpaced")):
+        lines.append(_row(name, result[key]))
+    lines.append("")
+    lines.append("pipeline 30fps per stage (p50 / p95 / p99 ms):")
+    for stage, q in result["pipeline_paced"]["latency_ms"].items():
+        lines.append(f"  {stage:<10} {q.get('p50', 0):7.1f} {q.get('p95', 0):7.1f} {q.get('p99', 0):7.1f}")
+    d = result["pipeline_paced"]["drift"]
+    if d:
+        lines.append(f"drift: total p50 first {d['window_s']:.0f} s {d['first_p50_ms']:.1f} ms -> last "
+                     f"{d['window_s']:.0f} s {d['last_p50_ms']:.1f} ms ({d['change_ms']:+.1f} ms)")
+    lines.append(f"throughput ratio pipeline / naive (unpaced): {result['throughput_ratio']}x")
+    lines.append("targets: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in result["targets"].items()))
+    return "\n".join(lines)
