@@ -93,6 +93,16 @@ def fit_into(pose: Pose, size: tuple[int, int]) -> Pose:
     return pose.transformed(s, ((size[1] - w * s) / 2, (size[0] - h * s) / 2), size)
 
 
+class _Ewma:
+    """A smoothed duration (exponentially weighted), None until the first sample."""
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        self.alpha, self.value = alpha, None
+
+    def add(self, x: float) -> None:
+        self.value = x if self.value is None else self.value + self.alpha * (x - self.value)
+
+
 class Pipeline:
     """The live loop (see the module docstring). Readers take frames from `output`."""
 
@@ -116,6 +126,11 @@ class Pipeline:
         self._pose_done = False
         self._previous: np.ndarray | None = None
         self._frames_in = 0
+        # just-in-time scheduling: when the generator is the bottleneck, the pose worker starts on
+        # the newest frame only as late as lets it finish when the generator frees up
+        self._gen_busy_since: float | None = None  # when the generator took its current item
+        self._gen_time = _Ewma()  # seconds per generator item (generate + face + compose)
+        self._pose_time = _Ewma()  # seconds per pose item (track + normalize + render)
         self.errors: list[str] = []
 
     # --- control -----------------------------------------------------------------------------
@@ -276,6 +291,8 @@ class Pipeline:
                     if engine_id != self._engine_id:
                         engine, engine_id = self._engine, self._engine_id
                         setup, norm_key = self._engine_setup(engine), None
+                if not source.lossless:
+                    self._wait_for_generator(stop)
                 got = source.frames.get(after, timeout=0.1)
                 if got is None:
                     if source.ended and source.frames.seq <= after:
@@ -307,6 +324,7 @@ class Pipeline:
                 drawn, state = presence.apply(placed, cf.clock)
                 label = render_label_map(drawn, size, render)
                 stamps["render"] = time.monotonic()
+                self._pose_time.add(stamps["render"] - stamps["pose_in"])
                 item = _PoseItem(cf, pose, drawn, label, state, stamps, engine_id)
                 if source.lossless:
                     while not stop.is_set() and not self._poses.wait_taken(timeout=0.1):
@@ -315,6 +333,19 @@ class Pipeline:
         finally:
             if tracker is not None:
                 tracker.close()
+
+    def _wait_for_generator(self, stop: threading.Event, margin: float = 0.004) -> None:
+        """Do not track a frame the generator cannot take yet (it would be dropped: wasted CPU on
+        two cores), and start the next one just in time for the generator, on the newest frame."""
+        if not self._poses.wait_taken(timeout=0.25):
+            return
+        busy = self._gen_busy_since
+        if busy is None or self._gen_time.value is None or self._pose_time.value is None:
+            return
+        start_at = busy + self._gen_time.value - self._pose_time.value - margin
+        delay = start_at - time.monotonic()
+        if delay > 0:
+            stop.wait(min(delay, 0.25))
 
     def _make_tracker(self):
         """MediaPipe, warmed up on a blank frame (its first call builds the graph)."""
@@ -339,7 +370,7 @@ class Pipeline:
                 continue
             after, item = got
             stamps = item.stamps
-            stamps["gen_in"] = time.monotonic()
+            stamps["gen_in"] = self._gen_busy_since = time.monotonic()
             engine = self._engine
             h, w = engine.resolution
             if item.label_map.shape[:2] != (h, w):
@@ -364,6 +395,8 @@ class Pipeline:
                 wall_ms = (time.time() - (time.monotonic() - item.captured.timestamp)) * 1000.0
                 image = pixelstamp.encode(image if image is not out else image.copy(), item.captured.seq, wall_ms)
             stamps["output"] = time.monotonic()
+            self._gen_time.add(stamps["output"] - stamps["gen_in"])
+            self._gen_busy_since = None
             live = LiveFrame(image, item.captured.seq, stamps, item.pose, item.label_map, item.target_pose, out,
                              item.state)
             if self._source.lossless:
