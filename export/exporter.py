@@ -147,6 +147,52 @@ def int8_strategies(model: onnx.ModelProto) -> list[tuple[str, list[str]]]:
     return [s for i, s in enumerate(out) if i == 0 or s[1] != out[i - 1][1]]
 
 
+def equalize_before_instance_norm(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> tuple[onnx.ModelProto, int]:
+    """Rescale each convolution that feeds an InstanceNormalization so its output channels have equal spread.
+
+    Instance norm (without affine) cancels a per-channel scale and bias of its input, so the fp32
+    function is unchanged (up to the norm's epsilon). But INT8 quantizes a conv's output with ONE
+    scale for all channels: a channel with a small spread gets a few levels, and instance norm then
+    blows that quantization noise up to unit variance. Equal spreads give every channel the same
+    resolution. Returns the new model and how many convolutions were rescaled.
+    """
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    init = {t.name: t for t in model.graph.initializer}
+    targets = [n for n in model.graph.node if n.op_type == "Conv" and len(n.input) >= 2 and n.input[1] in init
+               and (c := consumers.get(n.output[0], [])) and all(x.op_type == "InstanceNormalization" for x in c)]
+    if not targets or not feeds:
+        return model, 0
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    outs = [n.output[0] for n in targets]
+    probe.graph.output.extend([onnx.helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in outs])
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    sums = None
+    for f in feeds:
+        vals = sess.run(outs, f)
+        std = [v.std(axis=(0, 2, 3)) for v in vals]
+        sums = std if sums is None else [a + b for a, b in zip(sums, std, strict=True)]
+    model = onnx.ModelProto()
+    model.CopyFrom(probe)
+    del model.graph.output[len(model.graph.output) - len(outs):]
+    init = {t.name: t for t in model.graph.initializer}
+    for n, total in zip(targets, sums, strict=True):
+        std = total / len(feeds)
+        scale = (1.0 / np.maximum(std, 1e-6 * max(float(std.max()), 1e-12))).astype(np.float32)
+        w = numpy_helper.to_array(init[n.input[1]]).astype(np.float32)
+        init[n.input[1]].CopyFrom(numpy_helper.from_array(w * scale.reshape(-1, *[1] * (w.ndim - 1)), n.input[1]))
+        if len(n.input) >= 3 and n.input[2] in init:  # the mean is removed by the norm: drop the bias
+            b = numpy_helper.to_array(init[n.input[2]])
+            init[n.input[2]].CopyFrom(numpy_helper.from_array(np.zeros_like(b), n.input[2]))
+    return model, len(targets)
+
+
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over a list of feeds."""
 
@@ -169,10 +215,13 @@ def quantize(fp32_path: Path, out_path: Path, calib_feeds, parity_feeds, min_psn
     reference = run_onnx(cpu_session(fp32_path), parity_feeds)
     attempts, best = [], None
     tmp = out_path.with_name(f".{out_path.name}.tmp")
+    equalized, n_eq = equalize_before_instance_norm(model, calib_feeds)
+    src = out_path.with_name(f".{out_path.name}.equalized.onnx")
+    write_atomic(src, equalized.SerializeToString())
     for label, exclude in int8_strategies(model):
         logging.getLogger().disabled = True  # the quantizer logs through the root logger, noisily
         try:
-            quantize_static(str(fp32_path), str(tmp), _Reader(calib_feeds), quant_format=QuantFormat.QDQ,
+            quantize_static(str(src), str(tmp), _Reader(calib_feeds), quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=["Conv"], per_channel=True, reduce_range=False,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
@@ -188,6 +237,7 @@ def quantize(fp32_path: Path, out_path: Path, calib_feeds, parity_feeds, min_psn
         if fig["psnr_db"] >= min_psnr:
             break
     tmp.unlink(missing_ok=True)
+    src.unlink(missing_ok=True)
     chosen, data = best
     if chosen["psnr_db"] < min_psnr and not force:
         figures = "; ".join(f"{a['strategy']}: {a['psnr_db']:.2f} dB" for a in attempts)
@@ -196,8 +246,9 @@ def quantize(fp32_path: Path, out_path: Path, calib_feeds, parity_feeds, min_psn
     write_atomic(out_path, data)
     return {"parity_vs_fp32": {k: chosen[k] for k in ("max_abs", "psnr_db", "samples")},
             "strategy": chosen["strategy"], "fp32_nodes": chosen["fp32_nodes"], "attempts": attempts,
-            "forced": chosen["psnr_db"] < min_psnr, "min_psnr_db": min_psnr,
-            "scheme": "QDQ, uint8 activations (MinMax), per-channel symmetric int8 weights, Conv only"}
+            "forced": chosen["psnr_db"] < min_psnr, "min_psnr_db": min_psnr, "equalized_convs": n_eq,
+            "scheme": "QDQ, uint8 activations (MinMax), per-channel symmetric int8 weights, Conv only; "
+                      "convs before instance norm equalized per channel"}
 
 
 # --- TorchScript ---------------------------------------------------------------------------------

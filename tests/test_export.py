@@ -333,3 +333,21 @@ def test_demo_checkpoint_round_trip(tmp_path):
         eng = load_engine(out, backend)
         a, b = held_out(1)[0]
         assert eng.generate(a, b).shape == (*SIZE, 3)
+
+
+# --- bench engines (figures are for the bench command; here: it runs and reports every row) ------
+
+def test_bench_engines_reports_each_backend_against_eager(bundle, capsys):
+    from dancenow.export import bench
+
+    r = bench.run(bundle, iterations=2, threads=1)
+    rows = {(row["backend"], row["precision"]): row for row in r["rows"]}
+    assert set(rows) >= {("torch-eager", "fp32"), ("onnxruntime", "int8"), ("onnxruntime", "fp32"), ("torch", "fp32")}
+    assert rows[("torch-eager", "fp32")]["ratio"] == 1.0
+    assert rows[("torch", "fp32")]["psnr_db"] > 50 and rows[("onnxruntime", "fp32")]["psnr_db"] > 50
+    assert all(row["fps"] > 0 and row["p95_ms"] >= row["median_ms"] * 0.5 for row in rows.values())
+    assert "tensorrt" in r["skipped"]
+    table = bench.format_table(r)
+    assert "x eager" in table and "onnxruntime" in table
+    assert cli.main(["bench", "engines", "--target", str(bundle), "--frames", "0", "--json"]) == 2
+    assert "--frames must be at least 1" in capsys.readouterr().err
