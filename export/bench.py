@@ -58,7 +58,7 @@ def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int |
     manifest = read_manifest(bundle, verify=True)
     if "checkpoint.pt" not in manifest.artifacts:
         raise DanceNowError(f"{bundle} has no checkpoint.pt for the PyTorch eager baseline: re-export it")
-    iterations = int(iterations or 40)
+    iterations = 40 if iterations is None else int(iterations)
     if iterations < 1:
         raise DanceNowError(f"--frames must be at least 1, got {iterations}")
     engines, skipped = {BASELINE: _Eager(bundle)}, {}
