@@ -215,9 +215,11 @@ def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
 # --- entry points ---------------------------------------------------------------------------------
 
 def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds: float | None = None,
-        naive_seconds: float | None = None, threads: int | None = None) -> dict:
+        naive_seconds: float | None = None, threads: int | None = 1) -> dict:
     """All four measurements; JSON-able. `unpaced_seconds`/`naive_seconds` default to a third of
-    `seconds` (at least 10 s): throughput settles quickly, drift needs the long paced run."""
+    `seconds` (at least 10 s): throughput settles quickly, drift needs the long paced run.
+    `threads`: the pipeline generator's intra-op threads (1: the tracker has the other core);
+    the naive loop keeps PyTorch's default (every core), as a plain script would."""
     clip = Path(clip) if clip else default_clip()
     if not clip.is_file():
         raise DanceNowError(f"clip {clip} not found: pass a video file (`dancenow bench live CLIP`)")
@@ -238,7 +240,7 @@ def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds:
     drift = pipeline_paced["drift"]
     result = {
         "clip": str(clip), "bundle": str(bundle), "camera_fps": CAMERA_FPS,
-        "engine": engine.describe(), "naive_engine": naive_engine.describe(), "cpu_count": os.cpu_count(),
+        "engine": engine.describe(), "threads": threads, "naive_engine": naive_engine.describe(), "cpu_count": os.cpu_count(),
         "pipeline_paced": pipeline_paced, "pipeline_unpaced": pipeline_unpaced,
         "naive_paced": naive_paced, "naive_unpaced": naive_unpaced,
         "throughput_ratio": round(pipeline_unpaced["fps"] / naive_unpaced["fps"], 2) if naive_unpaced["fps"] else None,

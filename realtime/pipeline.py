@@ -314,11 +314,14 @@ class Pipeline:
                     self._online.update(pose)
                 src_stats = self._file_stats or self._online.stats()
                 if target_stats is not None and src_stats is not None:
+                    if norm_key is None:
+                        presence.soften(cf.clock)  # calibrated from now on: glide, do not jump
                     if norm_key != (id(src_stats), id(target_stats)):
                         normalizer, norm_key = Normalizer(src_stats, target_stats), (id(src_stats), id(target_stats))
                     placed = normalizer.apply(pose)
                 else:
                     placed = fit_into(pose, target_stats.frame_size if target_stats else size)
+                    norm_key = None
                 if pose.extras.get("held"):
                     placed.extras["held"] = True
                 drawn, state = presence.apply(placed, cf.clock)

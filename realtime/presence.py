@@ -58,6 +58,13 @@ class Presence:
         self._return_at = 0.0
         self._last_t: float | None = None
 
+    def soften(self, t: float) -> None:
+        """The mapping of poses changed (e.g. live calibration just landed): blend into the new
+        placement over `return_seconds` instead of jumping."""
+        if self._shown is not None and self.state in (LIVE, RETURN):
+            self.state, self._from, self._return_at = RETURN, self._shown, t
+            self._mean_pts = None  # the rest pose was in the old placement
+
     def rest_pose(self) -> Pose | None:
         if self._mean_pts is None or self._mean_size is None:
             return None

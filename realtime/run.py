@@ -18,8 +18,11 @@ from dancenow.errors import DanceNowError
 log = logging.getLogger(__name__)
 
 
-def load(bundle, backend: str = "auto", threads: int | None = None) -> Engine:
-    """An engine for `bundle` (a bundle folder, or an already loaded Engine)."""
+def load(bundle, backend: str = "auto", threads: int | None = 1) -> Engine:
+    """An engine for `bundle` (a bundle folder, or an already loaded Engine).
+
+    One intra-op thread by default: on two cores the tracker runs on the other one, and two
+    stages each asking for every core only fight (see `dancenow bench live`)."""
     if isinstance(bundle, Engine):
         return bundle
     from dancenow.engines import load_engine

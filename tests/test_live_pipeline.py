@@ -122,7 +122,8 @@ def test_black_gap_holds_then_rests_then_resumes(dancer_a, tmp_path, engine):
     states = [f.state for f in frames]
     # live before the gap, then hold, then rest, then back (blended), then live
     order = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
-    assert order == [LIVE, HOLD, REST, RETURN, LIVE], order
+    assert order[-5:] == [LIVE, HOLD, REST, RETURN, LIVE], order  # (a glide when calibration lands may precede)
+    assert all(16 <= i < 56 for i, st in enumerate(states) if st in (HOLD, REST))
     last_live = max(i for i in range(56) if states[i] == LIVE)
     holds = [i for i, s in enumerate(states) if s == HOLD]
     # hold: the last live pose stays on screen unchanged

@@ -57,3 +57,18 @@ def test_bad_arguments_are_one_line_errors(bundle, tmp_path, capsys):
     assert main(["run", "--source", "demo", "--target", str(bundle), "--seconds", "1",
                  "--calibration", str(tmp_path / "none.json")]) == 2
     assert "calibrate" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_live_reports_every_figure(clip, bundle):
+    from dancenow.realtime import bench_live
+
+    r = bench_live.run(clip, bundle, seconds=3, unpaced_seconds=2, naive_seconds=2)
+    json.dumps(r)
+    for key in ("pipeline_paced", "pipeline_unpaced", "naive_paced", "naive_unpaced"):
+        assert r[key]["frames"] > 0 and r[key]["fps"] > 0 and r[key]["cpu_cores"] > 0
+        assert r[key]["latency_ms"]["total"]["p50"] > 0
+    assert r["pipeline_unpaced"]["dropped"] == 0  # lossless: every frame went through
+    assert set(r["pipeline_paced"]["latency_ms"]) >= {"track", "generate", "total"}
+    assert r["throughput_ratio"] > 0 and len(r["targets"]) == 5
+    assert "throughput ratio" in bench_live.format_table(r)
