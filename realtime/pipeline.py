@@ -123,6 +123,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._online = OnlineStats(window=self.config.calibration_window)
         self._source_changed = True
+        self._live_calibrated = False
         self._pose_done = False
         self._previous: np.ndarray | None = None
         self._frames_in = 0
@@ -194,6 +195,12 @@ class Pipeline:
             self._engine = engine
             self._engine_id += 1
 
+    def recalibrate(self) -> None:
+        """Forget the performer's statistics (file or live) and gather them afresh from now on."""
+        with self._lock:
+            self._file_stats = None
+            self._online.reset()
+
     def set_source(self, source: Source) -> None:
         """Switch the performer's source live (e.g. to a browser's camera and back)."""
         with self._lock:
@@ -221,8 +228,8 @@ class Pipeline:
     def calibration_state(self) -> dict:
         if self._file_stats is not None:
             return {"state": "file", "path": str(self.config.calibration), "frames": self._file_stats.frames}
-        stats = self._online.stats()
-        return {"state": "live" if stats is not None else "gathering", "frames": self._online.frames,
+        # read what the pose worker published (OnlineStats is not thread-safe)
+        return {"state": "live" if self._live_calibrated else "gathering", "frames": self._online.frames,
                 "needed": self._online.config.min_frames}
 
     def stats(self) -> dict:
@@ -252,13 +259,19 @@ class Pipeline:
     # --- workers -----------------------------------------------------------------------------
 
     def _guard(self, loop, ready: threading.Event) -> None:
-        try:
-            loop(self._stop, ready)
-        except Exception as e:  # keep the error visible in stats; never die silently
-            log.exception("pipeline worker failed")
-            self.errors.append(f"{type(e).__name__}: {e}")
-        finally:
-            ready.set()
+        """Run a stage; if it fails, record why and restart it: the stream must not freeze."""
+        while not self._stop.is_set():
+            try:
+                loop(self._stop, ready)
+                return
+            except Exception as e:
+                log.exception("pipeline stage failed; restarting it")
+                self.errors.append(f"{type(e).__name__}: {e}")
+                del self.errors[:-20]
+                ready.set()
+                self._stop.wait(0.5)
+            finally:
+                ready.set()
 
     def _engine_setup(self, engine) -> tuple[tuple[int, int], RenderConfig, PoseStats | None]:
         manifest = getattr(engine, "manifest", None)
@@ -313,6 +326,7 @@ class Pipeline:
                 if pose.detected and not pose.extras.get("held"):
                     self._online.update(pose)
                 src_stats = self._file_stats or self._online.stats()
+                self._live_calibrated = src_stats is not None
                 if target_stats is not None and src_stats is not None:
                     if norm_key is None:
                         presence.soften(cf.clock)  # calibrated from now on: glide, do not jump

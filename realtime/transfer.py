@@ -1,0 +1,124 @@
+"""Offline motion transfer: a whole source video onto the target, as EDN's own product did.
+
+Offline we can look ahead: the performer's statistics are fitted on the whole video and the
+keypoints get EDN's centred median smoothing instead of the live causal filter. The source's
+audio is copied through untouched, the output has one frame per source frame at the same rate,
+and it carries the visible "synthetic" mark and metadata naming the bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from dancenow.engines import load_engine
+from dancenow.engines.bundle import MANIFEST, sha256
+from dancenow.realtime.compositor import compose
+from dancenow.realtime.pose.face import face_box
+from dancenow.realtime.pose.normalize import Normalizer, PoseStats, fit_stats
+from dancenow.realtime.pose.pose import Pose, save_track
+from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
+from dancenow.realtime.pose_video import open_video, track_video
+from dancenow.realtime.provenance import metadata
+from tqdm import tqdm
+
+from dancenow.errors import DanceNowError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferConfig:
+    layout: str = "target"  # "target" or "side-by-side" (performer | pose | target)
+    mark: bool = True  # the visible "synthetic" mark; turn off only deliberately
+    backend: str = "auto"
+    smooth_window: int = 5  # frames in EDN's centred median filter (odd)
+    holistic: bool = False
+
+
+def smooth_track(poses: list[Pose], window: int = 5) -> list[Pose]:
+    """EDN's centred median smoothing of keypoints; gaps are filled from the nearest detection."""
+    found = [i for i, p in enumerate(poses) if p.detected]
+    if not found:
+        raise DanceNowError("nobody was found in the source video: film one person, head to feet")
+    idx = np.array(found)
+    filled = [poses[int(idx[np.argmin(np.abs(idx - i))])] if not p.detected else p for i, p in enumerate(poses)]
+    pts = np.stack([p.points for p in filled])
+    conf = np.stack([p.confidence for p in filled])
+    half = max(0, window // 2)
+    padded = np.pad(pts, ((half, half), (0, 0), (0, 0)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
+    smoothed = np.median(windows, axis=-1)
+    return [p.copy(points=smoothed[i], confidence=conf[i], detected=True) for i, p in enumerate(filled)]
+
+
+def transfer(source: str | Path, bundle: str | Path, out: str | Path, config: TransferConfig = TransferConfig()) -> Path:
+    """Write `out`: the target performing `source`; the pose track goes beside it (.poses.jsonl)."""
+    source, bundle, out = Path(source), Path(bundle), Path(out)
+    engine = load_engine(bundle, backend=config.backend)
+    manifest = engine.manifest
+    h, w = manifest.resolution
+    if not manifest.pose_stats:
+        raise DanceNowError(f"bundle {bundle} has no target pose statistics: re-export it from a prepared target")
+    target_stats = PoseStats.from_dict(manifest.pose_stats)
+    render_cfg = RenderConfig.from_dict(manifest.renderer or {})
+
+    raw, _, rate = track_video(source, config.holistic)
+    poses = smooth_track(raw, config.smooth_window)
+    normalizer = Normalizer(fit_stats(poses), target_stats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_track(raw, out.with_suffix(".poses.jsonl"))
+
+    meta = metadata(manifest.name, sha256(bundle / MANIFEST))
+    with open_video(source) as inp, av.open(str(out), "w") as dst:
+        dst.metadata.update(meta)
+        vin = inp.streams.video[0]
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        # Every stream must exist before the first packet is muxed: size the video from a probe.
+        blank = np.zeros((h, w, 3), dtype=np.uint8)
+        performer_blank = np.zeros((vin.codec_context.height, vin.codec_context.width, 3), np.uint8)
+        probe = compose(config.layout, blank, performer_blank, blank, mark=False)
+        vout = dst.add_stream("libx264", rate=rate)
+        vout.width, vout.height = probe.shape[1] // 2 * 2, probe.shape[0] // 2 * 2
+        vout.pix_fmt = "yuv420p"
+        vout.options = {"crf": "20", "preset": "veryfast"}
+        aout = dst.add_stream_from_template(ain) if ain is not None else None
+        previous = np.zeros((h, w, 3), dtype=np.uint8)
+        i = 0
+        streams = [vin] + ([ain] if ain is not None else [])
+        with tqdm(total=len(poses), desc="generating", unit="frame") as bar:
+            for packet in inp.demux(streams):
+                if packet.stream is ain:
+                    if packet.dts is not None:
+                        packet.stream = aout
+                        dst.mux(packet)
+                    continue
+                for frame in packet.decode():
+                    if i >= len(poses):
+                        break
+                    pose = normalizer.apply(poses[i])
+                    label = render_label_map(pose, (h, w), render_cfg)
+                    generated = engine.generate(label, previous)
+                    previous = generated
+                    if engine.face_crop:
+                        box = face_box(pose, (h, w), engine.face_crop)
+                        if box is not None:
+                            x0, y0, x1, y1 = box
+                            generated = generated.copy()
+                            generated[y0:y1, x0:x1] = engine.refine_face(label[y0:y1, x0:x1], generated[y0:y1, x0:x1])
+                    image = compose(config.layout, generated, frame.to_ndarray(format="rgb24"), label, mark=config.mark)
+                    vf = av.VideoFrame.from_ndarray(image[: vout.height, : vout.width], format="rgb24")
+                    vf.pts = i
+                    vf.time_base = Fraction(1) / rate
+                    for p in vout.encode(vf):
+                        dst.mux(p)
+                    i += 1
+                    bar.update(1)
+        for p in vout.encode(None):
+            dst.mux(p)
+    log.info("wrote %s (%d frames at %s fps)", out, i, rate)
+    return out

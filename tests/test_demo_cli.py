@@ -1,0 +1,41 @@
+"""The CLI's errors for the demo and offline commands: one line, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from dancenow.demo.webcam import overlay
+
+from dancenow import cli
+
+
+def test_demo_without_display_points_to_serve(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert cli.main(["demo", "--target", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no display" in err and "dancenow serve" in err and err.count("\n") == 1
+
+
+def test_missing_bundle_is_one_line(tmp_path, capsys):
+    assert cli.main(["run", "--source", "demo", "--target", str(tmp_path / "nope"), "--seconds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "bundle" in err and err.count("\n") == 1
+
+
+def test_unreadable_video_through_a_real_shell(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 4096)
+    r = subprocess.run([sys.executable, "-m", "dancenow.cli", "pose", str(bad), "-o", str(tmp_path / "o.mp4")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "not a video" in r.stderr
+
+
+def test_overlay_draws_figures_without_touching_the_input():
+    img = np.full((256, 576, 3), 128, np.uint8)
+    stats = {"fps": 29.5, "latency_ms": {"total": {"p50": 41.0}, "generate": {"p50": 12.0}}}
+    out = overlay(img, stats, recording=True)
+    assert (img == 128).all() and (out != 128).any()
