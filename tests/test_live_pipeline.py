@@ -174,3 +174,33 @@ def test_open_source_errors_are_clear(tmp_path):
     bad.write_bytes(b"not a video")
     with pytest.raises(DanceNowError, match="not a video"):
         open_source(str(bad))
+
+
+class _FlakyEngine:
+    """The real engine, failing once on its 4th call (a transient runtime error)."""
+
+    def __init__(self, engine) -> None:
+        self._engine, self.calls = engine, 0
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def generate(self, label_map, previous):
+        self.calls += 1
+        if self.calls == 4:
+            raise RuntimeError("transient failure")
+        return self._engine.generate(label_map, previous)
+
+
+def test_a_failing_stage_is_restarted_not_frozen(engine):
+    flaky = _FlakyEngine(engine)
+    with Pipeline(DemoSource(), flaky) as p:
+        after, seen = 0, 0
+        deadline = time.monotonic() + 30
+        while seen < 6 and time.monotonic() < deadline:
+            got = p.output.get(after, timeout=1.0)
+            if got is not None:
+                after, seen = got[0], seen + 1
+        stats = p.stats()
+    assert seen >= 6 and flaky.calls > 4
+    assert any("transient failure" in e for e in stats["errors"])
