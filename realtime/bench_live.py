@@ -143,30 +143,51 @@ def _pipeline_run(clip: Path, engine, seconds: float, paced: bool, warmup: float
 
 # --- the naive loop -------------------------------------------------------------------------------
 
+class _LoopingReader:
+    """A clip read frame by frame with OpenCV, starting over at the end (the naive loop's camera)."""
+
+    def __init__(self, clip: Path) -> None:
+        self.clip, self.index = clip, -1
+        self._cap = cv2.VideoCapture(str(clip))
+        if not self._cap.isOpened():
+            raise DanceNowError(f"{clip} is not a video OpenCV can read")
+
+    def _next(self, decode: bool):
+        for _ in range(2):
+            ok = self._cap.grab()
+            if ok:
+                self.index += 1
+                return self._cap.retrieve()[1] if decode else None
+            self._cap.release()
+            self._cap = cv2.VideoCapture(str(self.clip))
+        raise DanceNowError(f"{self.clip} has no frames")
+
+    def skip(self, n: int) -> None:
+        for _ in range(max(0, n)):
+            self._next(decode=False)
+
+    def read(self) -> np.ndarray:
+        return cv2.cvtColor(self._next(decode=True), cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        self._cap.release()
+
+
 def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
     """read -> track -> render -> generator -> write, one frame after the other.
 
     Paced: frames arrive at 30 fps like a camera; each iteration takes the newest frame that has
-    arrived (frames that arrived meanwhile are dropped), so its latency is its own processing time
-    plus the wait for that frame."""
+    arrived (frames that arrived meanwhile are decoded and dropped, as the pipeline's capture
+    thread decodes every frame), so its latency is its own processing time plus the wait for it."""
     manifest = getattr(engine, "manifest", None)
     render = RenderConfig.from_dict(manifest.renderer) if manifest is not None and manifest.renderer else RenderConfig()
     size = tuple(engine.resolution)
-    cap = cv2.VideoCapture(str(clip))
-    frames_bgr = []
-    while True:  # decode up front so the paced loop can pick "the newest frame" (decoding is timed below)
-        ok, fr = cap.read()
-        if not ok:
-            break
-        frames_bgr.append(fr)
-    cap.release()
-    if not frames_bgr:
-        raise DanceNowError(f"{clip} has no frames")
+    reader = _LoopingReader(clip)
     totals, per_stage, times = [], {}, []
     previous = np.zeros((*size, 3), np.uint8)
     flt = PoseFilter()
     with PoseTracker() as tracker, _Phase() as phase:
-        tracker.track(cv2.cvtColor(frames_bgr[0], cv2.COLOR_BGR2RGB), 0.0)
+        tracker.track(np.zeros((480, 640, 3), np.uint8), 0.0)  # warm-up, as the pipeline's
         t0 = time.monotonic()
         i, last_index, captured = 0, -1, 0
         while time.monotonic() - t0 < seconds:
@@ -184,7 +205,8 @@ def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
                 captured += 1
             media_t = index / CAMERA_FPS
             s = {"capture": t_cap}
-            image = cv2.cvtColor(frames_bgr[index % len(frames_bgr)], cv2.COLOR_BGR2RGB)
+            reader.skip(index - reader.index - 1)  # frames the camera delivered meanwhile (decoded, dropped)
+            image = reader.read()
             s["read"] = time.monotonic()
             pose = flt.apply(tracker.track(image, media_t))
             s["track"] = time.monotonic()
@@ -200,6 +222,7 @@ def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
             totals.append(s["output"] - s["capture"])
             times.append(s["output"])
             i += 1
+    reader.close()
     dur = times[-1] - times[0] if len(times) > 1 else 0.0
     per_stage["total"] = totals
     return {
