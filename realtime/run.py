@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from fractions import Fraction
@@ -86,6 +87,8 @@ def run(source: str | Source, bundle, out: str | Path | None = None, window: boo
         raise DanceNowError("nowhere to show the output: pass --out OUT.mp4, --window, or --seconds N")
     if out is not None and Path(out).suffix.lower() not in (".mp4", ".mkv", ".mov"):
         raise DanceNowError(f"--out {out}: write an .mp4 (or .mkv/.mov) file")
+    if window and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DanceNowError("--window needs a display and none is set (DISPLAY): write a file with --out OUT.mp4")
     engine = load(bundle, backend)
     # a file under --seconds loops, so the run lasts as long as asked
     src = source if isinstance(source, Source) else open_source(source, loop=seconds is not None)

@@ -59,6 +59,13 @@ def test_bad_arguments_are_one_line_errors(bundle, tmp_path, capsys):
     assert "calibrate" in capsys.readouterr().err
 
 
+def test_window_without_a_display_is_a_clear_error(bundle, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["run", "--source", "demo", "--target", str(bundle), "--window"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_bench_live_reports_every_figure(clip, bundle):
     from dancenow.realtime import bench_live
