@@ -369,8 +369,8 @@ class Server:
                         from dancenow.realtime.sources import open_source
 
                         self.push_source = open_source("browser")
-                    if self.push_source is not self.base_source:
-                        self.pipeline.set_source(self.push_source)
+                    if self.push_source is not self.base_source:  # stopping the old source joins a thread
+                        await asyncio.get_running_loop().run_in_executor(None, self.pipeline.set_source, self.push_source)
                 out = self.relay.subscribe(self.track, buffered=False)
             # the transceiver exists before the offer is applied, or codec preferences are ignored
             transceiver = pc.addTransceiver(out, direction="sendrecv" if role == "performer" else "sendonly")
@@ -397,7 +397,7 @@ class Server:
         await asyncio.gather(*peer.tasks, return_exceptions=True)
         async with self._lock:
             if peer.role == "performer" and self.push_source is not self.base_source and self.pipeline:
-                self.pipeline.set_source(self.base_source)
+                await asyncio.get_running_loop().run_in_executor(None, self.pipeline.set_source, self.base_source)
             if not self.peers:
                 await self._stop_media()
         log.info("%s %s left (%d peers)", peer.role, pid, len(self.peers))
