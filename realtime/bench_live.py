@@ -237,6 +237,30 @@ def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
 
 # --- entry points ---------------------------------------------------------------------------------
 
+def _best_naive_engine(bundle, clip: Path, fallback, probe_seconds: float = 5.0):
+    """The naive loop's PyTorch generator with its better thread count (all cores, as a plain script
+    runs, or one: on a busy machine torch's spinning threads can cost it 3-10x), so the baseline is
+    not handicapped. Returns (engine, threads, {threads: fps})."""
+    probes: dict[str, float] = {}
+    best = None
+    for th in (os.cpu_count() or 1, 1):
+        try:
+            eng = load_engine(bundle, backend="torch", threads=th)
+        except DanceNowError as e:
+            log.warning("naive loop: no PyTorch generator in the bundle (%s); using %s", e, fallback.describe())
+            return fallback, None, probes
+        fps = _naive_run(clip, eng, probe_seconds, paced=False)["fps"]
+        probes[str(th)] = fps
+        if best is None or fps > best[2]:
+            best = (eng, th, fps)
+    eng, th, _ = best
+    if th is not None:
+        import torch
+
+        torch.set_num_threads(th)  # process-wide: the last probe may have changed it
+    return eng, th, probes
+
+
 def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds: float | None = None,
         naive_seconds: float | None = None, threads: int | None = 1) -> dict:
     """All four measurements; JSON-able. `unpaced_seconds`/`naive_seconds` default to a third of
@@ -252,18 +276,15 @@ def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds:
     engine = load_engine(bundle, backend="auto", threads=threads)
     pipeline_paced = _pipeline_run(clip, engine, seconds, paced=True)
     pipeline_unpaced = _pipeline_run(clip, engine, unpaced_seconds, paced=False)
-    try:
-        naive_engine = load_engine(bundle, backend="torch")
-    except DanceNowError as e:
-        log.warning("naive loop: no PyTorch generator in the bundle (%s); using %s", e, engine.describe())
-        naive_engine = engine
+    naive_engine, naive_threads, probes = _best_naive_engine(bundle, clip, engine)
     naive_paced = _naive_run(clip, naive_engine, naive_seconds, paced=True)
     naive_unpaced = _naive_run(clip, naive_engine, naive_seconds, paced=False)
     total = pipeline_paced["latency_ms"].get("total", {})
     drift = pipeline_paced["drift"]
     result = {
         "clip": str(clip), "bundle": str(bundle), "camera_fps": CAMERA_FPS,
-        "engine": engine.describe(), "threads": threads, "naive_engine": naive_engine.describe(), "cpu_count": os.cpu_count(),
+        "engine": engine.describe(), "threads": threads, "naive_engine": naive_engine.describe(),
+        "naive_threads": naive_threads, "naive_thread_probe_fps": probes, "cpu_count": os.cpu_count(),
         "pipeline_paced": pipeline_paced, "pipeline_unpaced": pipeline_unpaced,
         "naive_paced": naive_paced, "naive_unpaced": naive_unpaced,
         "throughput_ratio": round(pipeline_unpaced["fps"] / naive_unpaced["fps"], 2) if naive_unpaced["fps"] else None,
@@ -285,7 +306,9 @@ def _row(name: str, r: dict) -> str:
 
 
 def format_table(result: dict) -> str:
-    lines = [f"bench live: {result['clip']}", f"engine {result['engine']}; naive {result['naive_engine']}",
+    lines = [f"bench live: {result['clip']}",
+             f"pipeline engine {result['engine']}, {result['threads']} thread(s); naive {result['naive_engine']}, "
+             f"{result['naive_threads']} thread(s) (probe fps by threads: {result['naive_thread_probe_fps']})",
              f"{'':<18} {'fps':>7} {'frames':>7} {'dropped':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
              f"{'cores':>6} {'peak MB':>8}"]
     for key, name in (("pipeline_paced", "pipeline 30fps"), ("pipeline_unpaced", "pipeline unpaced"),
