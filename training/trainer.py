@@ -41,7 +41,7 @@ BLANK_PREVIOUS = "black"  # the previous frame for the first frame: a black imag
 
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    t = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).to(device)
     return t.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
