@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from dancenow.errors import DanceNowError
@@ -144,10 +145,16 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
 
 def cmd_transfer(a: argparse.Namespace) -> None:
-    from dancenow.realtime.transfer import TransferConfig, transfer
+    from dancenow.realtime.transfer import TransferConfig, transfer, write_demo_performer
 
-    transfer(a.source, _default_bundle(a.target), a.out,
-             TransferConfig(layout=a.layout, mark=not a.no_mark, backend=a.backend))
+    config = TransferConfig(layout=a.layout, mark=not a.no_mark, backend=a.backend, strip=a.strip,
+                            strip_frames=a.strip_frames)
+    if a.source != "demo":
+        transfer(a.source, _default_bundle(a.target), a.out, config)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write_demo_performer(Path(tmp) / "performer.mp4")
+        transfer(source, _default_bundle(a.target), a.out, config)
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -253,12 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("transfer", help="a whole source video onto the target, offline")
-    s.add_argument("source")
+    s.add_argument("source", help="a video file, or demo (the built-in performer, one loop)")
     s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
     s.add_argument("-o", "--out", required=True)
     s.add_argument("--layout", choices=LAYOUTS, default="target")
     s.add_argument("--backend", choices=BACKENDS, default="auto")
     s.add_argument("--no-mark", action="store_true", help="leave out the visible 'synthetic' mark")
+    s.add_argument("--strip", default=None, help="also write a PNG strip of performer | pose | target rows")
+    s.add_argument("--strip-frames", type=int, default=3, help="rows in the strip")
     s.set_defaults(func=cmd_transfer)
     return p
 

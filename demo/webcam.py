@@ -13,12 +13,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from dancenow.errors import DanceNowError
 from dancenow.realtime import provenance
 from dancenow.realtime.pipeline import Pipeline, PipelineConfig
 from dancenow.realtime.run import VideoWriter, load, status_line
 from dancenow.realtime.sources import open_source
-
-from dancenow.errors import DanceNowError
 
 WINDOW = "DanceNow demo"
 HELP = "c recalibrate  t next target  r record  q quit"

@@ -10,8 +10,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
-from dancenow.engines.bundle import Manifest
 
+from dancenow.engines.bundle import Manifest
 from dancenow.errors import DanceNowError
 
 
@@ -37,12 +37,27 @@ class Engine(ABC):
     manifest: Manifest | None = None  # set by load_engine
     bundle: Path | None = None  # set by load_engine
 
-    @abstractmethod
     def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
         """The target's frame for `label_map`, given the previous generated frame."""
+        self.check_input(label_map, "label map")
+        self.check_input(previous_frame, "previous frame")
+        return self._generate(label_map, previous_frame)
 
     def refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
         """The face crop with EDN's face residual added; unchanged when there is no face net."""
+        if not self.face_crop:
+            return frame_crop
+        size = (self.face_crop, self.face_crop)
+        self.check_input(label_crop, "face label crop", size)
+        self.check_input(frame_crop, "face frame crop", size)
+        return self._refine_face(label_crop, frame_crop)
+
+    @abstractmethod
+    def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
+        """The backend's generator call on checked inputs."""
+
+    def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
+        """The backend's face net call on checked crops (only when face_crop is set)."""
         return frame_crop
 
     def check_input(self, image: np.ndarray, what: str, size: tuple[int, int] | None = None) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from dancenow.engines.base import Engine
 from dancenow.engines.bundle import Manifest, read_manifest
-
 from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)

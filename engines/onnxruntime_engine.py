@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from dancenow.engines.base import Engine, to_image, to_tensor
 
+from dancenow.engines.base import Engine, to_image, to_tensor
 from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
@@ -128,17 +128,10 @@ class OnnxRuntimeEngine(Engine):
             self._face = _Runner(face, names, threads, ("label_crop", "frame_crop"), "refined",
                                  (self.face_crop, self.face_crop))
 
-    def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        self.check_input(label_map, "label map")
-        self.check_input(previous_frame, "previous frame")
+    def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
         return self._gen(label_map, previous_frame)
 
-    def refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        if self._face is None:
-            return frame_crop
-        size = (self.face_crop, self.face_crop)
-        self.check_input(label_crop, "face label crop", size)
-        self.check_input(frame_crop, "face frame crop", size)
+    def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
         return self._face(label_crop, frame_crop)
 
     def describe(self) -> str:

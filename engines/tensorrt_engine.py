@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import tensorrt as trt
 import torch
-from dancenow.engines.base import Engine
 
+from dancenow.engines.base import Engine
 from dancenow.errors import DanceNowError
 
 _TORCH_DTYPE = {trt.float32: torch.float32, trt.float16: torch.float16}
@@ -89,15 +89,8 @@ class TensorRTEngine(Engine):
             self._face = _TrtRunner(face, ("label_crop", "frame_crop"), "refined",
                                     (self.face_crop, self.face_crop), self._logger)
 
-    def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        self.check_input(label_map, "label map")
-        self.check_input(previous_frame, "previous frame")
+    def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
         return self._gen(label_map, previous_frame)
 
-    def refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        if self._face is None:
-            return frame_crop
-        size = (self.face_crop, self.face_crop)
-        self.check_input(label_crop, "face label crop", size)
-        self.check_input(frame_crop, "face frame crop", size)
+    def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
         return self._face(label_crop, frame_crop)

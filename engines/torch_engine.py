@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from dancenow.engines.base import Engine, to_image, to_tensor
 
+from dancenow.engines.base import Engine, to_image, to_tensor
 from dancenow.errors import DanceNowError
 
 
@@ -41,15 +41,8 @@ class TorchEngine(Engine):
             y = torch.from_numpy(to_tensor(b)).to(self.device)
             return to_image(module(x, y).float().cpu().numpy())
 
-    def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        self.check_input(label_map, "label map")
-        self.check_input(previous_frame, "previous frame")
+    def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
         return self._run(self._gen, label_map, previous_frame)
 
-    def refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        if self._face is None:
-            return frame_crop
-        size = (self.face_crop, self.face_crop)
-        self.check_input(label_crop, "face label crop", size)
-        self.check_input(frame_crop, "face frame crop", size)
+    def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
         return self._run(self._face, label_crop, frame_crop)

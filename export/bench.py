@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from skimage.metrics import peak_signal_noise_ratio
+
 from dancenow.engines import load_engine
 from dancenow.engines.base import to_image, to_tensor
 from dancenow.engines.bundle import read_manifest
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.choreography import PERIOD, pose_at
 from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.training.checkpoint import build_generator, load_checkpoint
-from skimage.metrics import peak_signal_noise_ratio
-
-from dancenow.errors import DanceNowError
 
 BASELINE = ("torch-eager", "fp32")
 CANDIDATES = [("tensorrt", None), ("onnxruntime", "int8"), ("onnxruntime", "fp32"), ("torch", "fp32")]

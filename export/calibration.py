@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from dancenow.engines.base import to_image, to_tensor
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.face import face_box
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 

@@ -22,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+
 from dancenow.engines.bundle import MANIFEST, Manifest, read_manifest, sha256, write_atomic, write_manifest
 from dancenow.engines.loader import PRECISIONS
 from dancenow.engines.tensorrt_target import ENGINE_KIND, TIMING_CACHE_KIND
+from dancenow.errors import DanceNowError
 from dancenow.export.calibration import Samples, from_data, synthetic
 from dancenow.export.parity import parity, run_onnx
 from dancenow.realtime.pose.renderer import RenderConfig
 from dancenow.training.checkpoint import build_face, build_generator, find_checkpoint, load_checkpoint
 from dancenow.training.networks import GeneratorConfig, count_gflop
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def to_onnx(module: torch.nn.Module, size: tuple[int, int], io_names, opset: int
 
 def cpu_session(path: Path):
     import onnxruntime as ort
+
     from dancenow.engines.onnxruntime_engine import session_options
 
     return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])

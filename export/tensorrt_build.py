@@ -23,7 +23,6 @@ from dancenow.engines.tensorrt_target import (
     engine_filename,
     timing_cache_filename,
 )
-
 from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)

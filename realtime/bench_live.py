@@ -20,15 +20,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from dancenow.engines import load_engine
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pipeline import Pipeline, PipelineConfig, fit_into
 from dancenow.realtime.pose.filter import PoseFilter
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.realtime.pose.tracker import PoseTracker
 from dancenow.realtime.sources import FileSource
 from dancenow.realtime.telemetry import percentiles, stage_durations
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 

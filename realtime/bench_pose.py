@@ -15,13 +15,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.filter import PoseFilter
 from dancenow.realtime.pose.normalize import Normalizer, fit_stats
 from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 from dancenow.realtime.pose_video import iter_frames
-
-from dancenow.errors import DanceNowError
 
 SIDE = 640
 RENDER_SIZE = (256, 256)

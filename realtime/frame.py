@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from dancenow.realtime.pose.pose import Pose
 
 # Stage stamps in pipeline order; each stage's duration is its stamp minus the previous one.

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from dancenow.errors import DanceNowError
 from dancenow.realtime import pixelstamp
 from dancenow.realtime.compositor import LAYOUTS, compose
 from dancenow.realtime.frame import LiveFrame
-from dancenow.realtime.pose.face import face_box
+from dancenow.realtime.pose.face import with_face
 from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter
 from dancenow.realtime.pose.normalize import Normalizer, OnlineStats, PoseStats
 from dancenow.realtime.pose.pose import Pose
@@ -37,8 +39,6 @@ from dancenow.realtime.presence import Presence, PresenceConfig
 from dancenow.realtime.slot import LatestSlot
 from dancenow.realtime.sources import CapturedFrame, Source
 from dancenow.realtime.telemetry import Telemetry
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 
@@ -398,14 +398,7 @@ class Pipeline:
             frame = engine.generate(item.label_map, previous)
             stamps["generate"] = time.monotonic()
             self._previous = frame
-            out = frame
-            crop = getattr(engine, "face_crop", None)
-            if self.config.face and crop:
-                box = face_box(item.target_pose, (h, w), crop)
-                if box is not None:
-                    x0, y0, x1, y1 = box
-                    out = frame.copy()
-                    out[y0:y1, x0:x1] = engine.refine_face(item.label_map[y0:y1, x0:x1], frame[y0:y1, x0:x1])
+            out = with_face(engine, frame, item.label_map, item.target_pose) if self.config.face else frame
             stamps["face"] = time.monotonic()
             image = compose(self.config.layout, out, item.captured.image, item.label_map, mark=self.config.mark)
             if self.config.stamp_pixels:

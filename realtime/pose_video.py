@@ -21,15 +21,15 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from tqdm import tqdm
+
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter
 from dancenow.realtime.pose.normalize import Normalizer, OnlineStats, fit_stats
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
-from tqdm import tqdm
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from dancenow.realtime.pose.pose import Pose
 
 LIVE, HOLD, REST, RETURN = "live", "hold", "rest", "return"

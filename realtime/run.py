@@ -10,11 +10,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from dancenow.engines.base import Engine
+from dancenow.errors import DanceNowError
 from dancenow.realtime import provenance
 from dancenow.realtime.pipeline import Pipeline, PipelineConfig
 from dancenow.realtime.sources import Source, open_source
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 

@@ -39,11 +39,11 @@ from aiortc import (
 )
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
-from dancenow.realtime.slot import LatestSlot
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.slot import LatestSlot
 
 log = logging.getLogger(__name__)
 

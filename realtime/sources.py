@@ -23,10 +23,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from dancenow.realtime.pose.pose import Pose
-from dancenow.realtime.slot import LatestSlot
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.pose.pose import Pose
+from dancenow.realtime.slot import LatestSlot
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ import threading
 from collections import deque
 
 import numpy as np
+
 from dancenow.realtime.frame import STAGES
 
 QUANTILES = (50, 95, 99)

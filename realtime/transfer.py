@@ -14,19 +14,20 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
+from tqdm import tqdm
+
 from dancenow.engines import load_engine
 from dancenow.engines.bundle import MANIFEST, sha256
+from dancenow.errors import DanceNowError
 from dancenow.realtime.compositor import compose
-from dancenow.realtime.pose.face import face_box
+from dancenow.realtime.pose.face import with_face
 from dancenow.realtime.pose.normalize import Normalizer, PoseStats, fit_stats
 from dancenow.realtime.pose.pose import Pose, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.realtime.pose_video import open_video, track_video
 from dancenow.realtime.provenance import metadata
-from tqdm import tqdm
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class TransferConfig:
     backend: str = "auto"
     smooth_window: int = 5  # frames in EDN's centred median filter (odd)
     holistic: bool = False
+    strip: Path | None = None  # also write a PNG of `strip_frames` rows of performer | pose | target
+    strip_frames: int = 3
 
 
 def smooth_track(poses: list[Pose], window: int = 5) -> list[Pose]:
@@ -89,6 +92,8 @@ def transfer(source: str | Path, bundle: str | Path, out: str | Path, config: Tr
         aout = dst.add_stream_from_template(ain) if ain is not None else None
         previous = np.zeros((h, w, 3), dtype=np.uint8)
         i = 0
+        picks = set(np.linspace(0, len(poses) - 1, config.strip_frames + 2).round().astype(int)[1:-1].tolist())
+        rows: list[np.ndarray] = []
         streams = [vin] + ([ain] if ain is not None else [])
         with tqdm(total=len(poses), desc="generating", unit="frame") as bar:
             for packet in inp.demux(streams):
@@ -104,13 +109,11 @@ def transfer(source: str | Path, bundle: str | Path, out: str | Path, config: Tr
                     label = render_label_map(pose, (h, w), render_cfg)
                     generated = engine.generate(label, previous)
                     previous = generated
-                    if engine.face_crop:
-                        box = face_box(pose, (h, w), engine.face_crop)
-                        if box is not None:
-                            x0, y0, x1, y1 = box
-                            generated = generated.copy()
-                            generated[y0:y1, x0:x1] = engine.refine_face(label[y0:y1, x0:x1], generated[y0:y1, x0:x1])
-                    image = compose(config.layout, generated, frame.to_ndarray(format="rgb24"), label, mark=config.mark)
+                    generated = with_face(engine, generated, label, pose)
+                    performer = frame.to_ndarray(format="rgb24")
+                    image = compose(config.layout, generated, performer, label, mark=config.mark)
+                    if config.strip and i in picks:
+                        rows.append(compose("side-by-side", generated, performer, label, mark=config.mark))
                     vf = av.VideoFrame.from_ndarray(image[: vout.height, : vout.width], format="rgb24")
                     vf.pts = i
                     vf.time_base = Fraction(1) / rate
@@ -121,4 +124,35 @@ def transfer(source: str | Path, bundle: str | Path, out: str | Path, config: Tr
         for p in vout.encode(None):
             dst.mux(p)
     log.info("wrote %s (%d frames at %s fps)", out, i, rate)
+    if config.strip:
+        write_strip(rows, config.strip)
     return out
+
+
+def write_strip(rows: list[np.ndarray], path: str | Path) -> Path:
+    """One PNG of performer | pose | target rows, stacked top to bottom (README's picture)."""
+    if not rows:
+        raise DanceNowError("no frames for the strip: the source video is empty")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    log.info("wrote %s (%d rows)", path, len(rows))
+    return path
+
+
+def write_demo_performer(path: str | Path, seconds: float | None = None, fps: float = 30.0,
+                         size: tuple[int, int] = (360, 270)) -> Path:
+    """The built-in performer (one loop of its choreography) as a video file, so that `transfer`
+    has a source on a machine with no footage: `dancenow transfer demo ...`."""
+    from dancenow.realtime.pose.choreography import PERIOD
+    from dancenow.realtime.run import VideoWriter
+    from dancenow.realtime.sources import DemoSource
+
+    demo = DemoSource(fps=fps, size=size)
+    writer = VideoWriter(path, size, fps)
+    try:
+        for i in range(int(round((seconds or PERIOD) * fps))):
+            writer.write(demo.frame_at(i)[0])
+    finally:
+        writer.close()
+    return Path(path)

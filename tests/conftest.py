@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
-CLIPS = SHARED_DATA / "clips"
-STILLS = SHARED_DATA / "stills"
-DANCER_A = CLIPS / "dancer_a_yellow_top_full_body.mp4"
-STREET = CLIPS / "street_multi_person_hard_case.mp4"
-NO_DATA = f"real footage not found at {SHARED_DATA} (a clone without ../shared/data): skipping"
+from footage import CLIPS, DANCER_A, NO_DATA, REPO, SHARED_DATA, STILLS, STREET  # noqa: F401
 
 
 def chromium_path() -> str | None:
@@ -94,6 +88,7 @@ def live_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if bundle is not None:
         return bundle
     import torch
+
     from dancenow.realtime.pose.renderer import RenderConfig
     from dancenow.training.checkpoint import save_checkpoint
     from dancenow.training.networks import Generator

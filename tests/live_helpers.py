@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from dancenow.engines.base import Engine
 from dancenow.engines.bundle import Manifest, write_manifest
 
@@ -15,6 +16,7 @@ SIZE = (256, 192)
 def make_bundle(out: Path, size: tuple[int, int] = SIZE, seed: int = 0) -> Path:
     """A bundle holding a random cpu-realtime generator exported to ONNX (no face net)."""
     import torch
+
     from dancenow.realtime.pose.normalize import PoseStats
     from dancenow.realtime.pose.renderer import RenderConfig
     from dancenow.training.networks import Generator, GeneratorConfig

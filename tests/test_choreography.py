@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.choreography import PERIOD, pose_at
 from dancenow.realtime.pose.figure import PERFORMER_STYLE, TARGET_STYLE, draw_figure

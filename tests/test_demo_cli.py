@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import numpy as np
-from dancenow.demo.webcam import overlay
 
 from dancenow import cli
+from dancenow.demo.webcam import overlay
 
 
 def test_demo_without_display_points_to_serve(monkeypatch, tmp_path, capsys):

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.face import face_box
 from dancenow.training import evaluate as E
 from dancenow.training.discriminator import DiscriminatorConfig
@@ -13,8 +15,6 @@ from dancenow.training.networks import FaceConfig, GeneratorConfig
 from dancenow.training.prepare import PrepareConfig, load_prepared, prepare
 from dancenow.training.profiles import Profile
 from dancenow.training.trainer import train
-
-from dancenow.errors import DanceNowError
 
 SIZE = (96, 64)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from dancenow import cli
 from dancenow.engines import load_engine
 from dancenow.engines.base import to_tensor
 from dancenow.engines.bundle import MANIFEST, read_manifest
@@ -26,6 +28,7 @@ from dancenow.engines.tensorrt_target import (
     pick_engine,
     timing_cache_filename,
 )
+from dancenow.errors import DanceNowError
 from dancenow.export.exporter import ExportConfig, ensure_bundle, export, stale_reason
 from dancenow.export.tensorrt_build import builder_flags, pin_layers, source_model
 from dancenow.realtime.pose.choreography import PERIOD, pose_at
@@ -33,9 +36,6 @@ from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.training.checkpoint import build_generator, load_checkpoint, save_checkpoint
 from dancenow.training.networks import FaceConfig, FaceGenerator, Generator, GeneratorConfig
-
-from dancenow import cli
-from dancenow.errors import DanceNowError
 
 SIZE = (256, 192)
 DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "demo" / "assets" / "demo_checkpoint.pt"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CLIPS, STREET
+
 from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter, jitter, lag_frames
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.skeleton import NUM_BODY, NUM_POINTS
+
+from footage import CLIPS, STREET
 from pose_tracks import WINDOW, track
 
 CLIP_NAMES = sorted(p.name for p in CLIPS.glob("*.mp4")) if CLIPS.is_dir() else ["(no clips)"]

@@ -8,10 +8,12 @@ import time
 
 import numpy as np
 import pytest
+
 from dancenow.realtime.pipeline import Pipeline, PipelineConfig
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.presence import HOLD, LIVE, REST, RETURN
 from dancenow.realtime.sources import CameraSource, DemoSource, FileSource, PushSource, open_source
+
 from live_helpers import drain, make_bundle, tiny_engine, write_clip
 
 pytestmark = pytest.mark.data

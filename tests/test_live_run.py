@@ -6,9 +6,10 @@ import json
 
 import av
 import pytest
-from live_helpers import make_bundle, write_clip
 
 from dancenow.cli import main
+
+from live_helpers import make_bundle, write_clip
 
 pytestmark = pytest.mark.data
 

@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+
 from dancenow.realtime.compositor import compose
 from dancenow.realtime.pose.choreography import pose_at
 from dancenow.realtime.pose.pose import Pose

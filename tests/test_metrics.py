@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.choreography import pose_at
 from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure

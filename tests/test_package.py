@@ -45,10 +45,14 @@ def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
     subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(wheels[0])], check=True)
-    r = subprocess.run([py, "-c", "import dancenow.realtime, dancenow.engines, dancenow.export; "
-                        "print(dancenow.realtime.__file__)"], capture_output=True, text=True, cwd=tmp_path)
+    # find_spec locates each subpackage without running it (the wheel went in without its dependencies).
+    names = ["realtime", "engines", "export", "training", "demo"]
+    code = ("import importlib.util as u; "
+            f"print('\\n'.join(u.find_spec('dancenow.' + n).origin for n in {names!r}))")
+    r = subprocess.run([py, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "site-packages/dancenow/realtime" in r.stdout
+    for name, origin in zip(names, r.stdout.split(), strict=True):
+        assert f"site-packages/dancenow/{name}/__init__.py" in origin, origin
     site = next((env_dir / "lib").glob("python*/site-packages"))
     ours = {p.name for p in site.iterdir() if not p.name.startswith(("pip", "_", "setuptools", "pkg_resources", "distutils"))}
     assert ours == {"dancenow", wheels[0].name.split("-")[0] + "-0.1.0.dist-info"}, ours

@@ -8,9 +8,10 @@ from fractions import Fraction
 
 import av
 import pytest
-from conftest import CLIPS
 
 from dancenow.cli import main
+
+from footage import CLIPS
 
 SHORT = CLIPS / "handheld_basketball_man_full_body.mp4"  # 40 frames: the quickest real clip
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.training.prepare import PrepareConfig, load_prepared, prepare
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map

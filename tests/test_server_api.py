@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
+
 from dancenow.realtime import pixelstamp
 from dancenow.realtime.server import SECURITY_HEADERS, ServeConfig, Server
 

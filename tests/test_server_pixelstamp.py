@@ -7,6 +7,7 @@ import fractions
 import av
 import numpy as np
 import pytest
+
 from dancenow.realtime import pixelstamp
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import CLIPS, STILLS, STREET
+
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.skeleton import LEFT_HIP, NUM_POINTS, RIGHT_HIP
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 from dancenow.realtime.pose_video import iter_frames
-from pose_tracks import WINDOW, track
 
-from dancenow.errors import DanceNowError
+from footage import CLIPS, STILLS, STREET
+from pose_tracks import WINDOW, track
 
 pytestmark = pytest.mark.data
 CLIP_NAMES = sorted(p.name for p in CLIPS.glob("*.mp4")) if CLIPS.is_dir() else ["(no clips)"]

@@ -14,6 +14,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from skimage.metrics import structural_similarity
+
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.figure import draw_figure
 from dancenow.realtime.pose.pose import Pose
 from dancenow.training.checkpoint import build_face, build_generator, load_checkpoint, save_checkpoint
@@ -21,9 +24,6 @@ from dancenow.training.networks import Generator
 from dancenow.training.prepare import PrepareConfig, load_prepared, prepare
 from dancenow.training.profiles import get_profile
 from dancenow.training.trainer import compact_checkpoint, generate_sequence, train
-from skimage.metrics import structural_similarity
-
-from dancenow.errors import DanceNowError
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -9,10 +9,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import CLIPS
-from live_helpers import make_bundle
 
 from dancenow import cli
+
+from footage import CLIPS
+from live_helpers import make_bundle
 
 CLIP = CLIPS / "handheld_basketball_man_full_body.mp4"  # 40 frames at 12 fps: the shortest clip
 
@@ -99,3 +100,20 @@ def test_transfer_errors_are_one_line(bundle, tmp_path, capsys):
     assert "not a video" in capsys.readouterr().err
     assert cli.main(["transfer", str(junk), "--target", str(tmp_path / "missing"), "-o", str(tmp_path / "o.mp4")]) == 2
     assert "bundle" in capsys.readouterr().err
+
+
+def test_demo_performer_and_strip(bundle, tmp_path):
+    """No footage needed: the built-in performer as a source, and README's strip of rows."""
+    import cv2
+
+    from dancenow.realtime.transfer import TransferConfig, transfer, write_demo_performer
+
+    source = write_demo_performer(tmp_path / "performer.mp4", seconds=2.0, fps=10.0)
+    assert probe(source)["frames"] == 20
+    strip = tmp_path / "strip.png"
+    transfer(source, bundle, tmp_path / "out.mp4", TransferConfig(strip=strip, strip_frames=3))
+    png = cv2.imread(str(strip))
+    assert png is not None and png.shape[0] % 3 == 0
+    rows = np.split(png, 3, axis=0)
+    assert all(r.std() > 5 for r in rows)
+    assert np.abs(rows[0].astype(int) - rows[2].astype(int)).mean() > 1, "the rows show the same moment"

@@ -19,10 +19,10 @@ import os
 from pathlib import Path
 
 import torch
-from dancenow.engines.bundle import write_atomic
-from dancenow.training.networks import FaceConfig, FaceGenerator, Generator, GeneratorConfig
 
+from dancenow.engines.bundle import write_atomic
 from dancenow.errors import DanceNowError
+from dancenow.training.networks import FaceConfig, FaceGenerator, Generator, GeneratorConfig
 
 FORMAT = "dancenow-checkpoint-1"
 CHECKPOINT_NAME = "checkpoint.pt"

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from dancenow.training.networks import norm_layer
 from torch import nn
+
+from dancenow.training.networks import norm_layer
 
 
 @dataclass

@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from dancenow.engines.bundle import write_atomic
-from dancenow.realtime.pose.face import face_box
+from dancenow.errors import DanceNowError
+from dancenow.realtime.pose.face import with_face
 from dancenow.training import metrics as M
 from dancenow.training.prepare import TargetData, load_prepared
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 METHODS = ("generated", "nearest", "mean_frame", "real")
@@ -52,6 +52,7 @@ class CheckpointGenerator:
 
     def _run(self, net, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import torch
+
         from dancenow.training.trainer import to_tensor, to_uint8
 
         with torch.inference_mode():
@@ -68,7 +69,6 @@ def generate_holdout(engine, data: TargetData, temporal: bool = True) -> tuple[n
     """(raw, output) frames for the held-out tail, generated recurrently as the live pipeline does:
     the raw frame is fed back, the output has the face crop refined."""
     h, w = data.size
-    crop = getattr(engine, "face_crop", None)
     black = np.zeros((h, w, 3), np.uint8)
     previous = black
     raw, out = [], []
@@ -76,15 +76,8 @@ def generate_holdout(engine, data: TargetData, temporal: bool = True) -> tuple[n
         label = np.ascontiguousarray(data.labels[i])
         frame = engine.generate(label, previous if temporal else black)
         previous = frame
-        final = frame
-        if crop:
-            box = face_box(data.poses[i], (h, w), crop)
-            if box is not None:
-                x0, y0, x1, y1 = box
-                final = frame.copy()
-                final[y0:y1, x0:x1] = engine.refine_face(label[y0:y1, x0:x1], frame[y0:y1, x0:x1])
         raw.append(frame)
-        out.append(final)
+        out.append(with_face(engine, frame, label, data.poses[i]))
     return np.stack(raw), np.stack(out)
 
 

@@ -15,9 +15,10 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 # PSNR of identical images is infinite; JSON has no infinity and means would be meaningless, so
 # per-frame PSNR is capped here (100 dB is an error of ~0.003 grey levels).

@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
 from dancenow.engines.bundle import sha256, write_atomic
+from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.face import face_box, face_crop_size
 from dancenow.realtime.pose.pose import Pose, load_track, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
-from tqdm import tqdm
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 

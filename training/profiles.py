@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from dancenow.errors import DanceNowError
 from dancenow.training.discriminator import DiscriminatorConfig
 from dancenow.training.networks import FaceConfig, GeneratorConfig
-
-from dancenow.errors import DanceNowError
 
 
 @dataclass

@@ -24,16 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from dancenow.errors import DanceNowError
 from dancenow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from dancenow.training.discriminator import DiscriminatorConfig, MultiscaleDiscriminator
 from dancenow.training.losses import VGGLoss, feature_matching, lsgan
 from dancenow.training.networks import FaceGenerator, Generator
 from dancenow.training.prepare import TargetData, load_prepared
 from dancenow.training.profiles import Profile, get_profile
-from torch import nn
-from tqdm import tqdm
-
-from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
 BLANK_PREVIOUS = "black"  # the previous frame for the first frame: a black image (-1 in tensor space)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.skeleton import NOSE
 
@@ -29,3 +31,16 @@ def face_box(pose: Pose, size: tuple[int, int], crop: int, min_confidence: float
     x0 = min(max(0, x0), max(0, w - crop))
     y0 = min(max(0, y0), max(0, h - crop))
     return x0, y0, x0 + crop, y0 + crop
+
+
+def with_face(engine, frame: np.ndarray, label_map: np.ndarray, pose: Pose) -> np.ndarray:
+    """`frame` with the engine's face residual added in the face box (EDN's face pass); the frame
+    itself when the engine has no face net or the pose shows no nose. `frame` is never modified."""
+    crop = getattr(engine, "face_crop", None)
+    box = face_box(pose, frame.shape[:2], crop) if crop else None
+    if box is None:
+        return frame
+    x0, y0, x1, y1 = box
+    out = frame.copy()
+    out[y0:y1, x0:x1] = engine.refine_face(label_map[y0:y1, x0:x1], frame[y0:y1, x0:x1])
+    return out

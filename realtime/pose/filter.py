@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from dancenow.realtime.pose.pose import Pose
 
 

@@ -27,10 +27,10 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from dancenow.realtime.pose import skeleton as sk
-from dancenow.realtime.pose.pose import Pose
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.pose import Pose
 
 log = logging.getLogger(__name__)
 

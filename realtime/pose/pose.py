@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from dancenow.realtime.pose.skeleton import ANKLE_POINTS, HEAD_POINTS, NUM_POINTS
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
 

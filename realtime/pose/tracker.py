@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from dancenow.realtime.pose import skeleton as sk
-from dancenow.realtime.pose.pose import Pose
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.pose import Pose
 
 log = logging.getLogger(__name__)
 

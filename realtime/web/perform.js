@@ -1,6 +1,6 @@
 // Performer page: send the camera, show camera | generated target. Needs the server's token,
 // given in the address (#token=...) or typed in; it never leaves the page except to the server.
-import { Link, Meter, clockOffset, showStats } from './rtc.js';
+import { Link, Meter, clockOffset, exposeGrab, showStats } from './rtc.js';
 
 const camera = document.getElementById('camera');
 const result = document.getElementById('result');
@@ -10,15 +10,7 @@ const tokenInput = document.getElementById('token');
 const stats = {};
 window.dancenow = stats;
 
-// A frame of either video as a PNG data URL (tests check what the page really shows).
-window.dancenowGrab = (which) => {
-  const v = which === 'camera' ? camera : result;
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth;
-  c.height = v.videoHeight;
-  c.getContext('2d').drawImage(v, 0, 0);
-  return c.toDataURL('image/png');
-};
+exposeGrab({ camera, result });
 
 async function start(token) {
   form.hidden = true;

@@ -167,3 +167,15 @@ export function showStats(el, stats) {
     el.textContent = `${(stats.fps || 0).toFixed(1)} fps · glass-to-glass ${lat}`;
   }, 500);
 }
+
+// Expose a PNG grab of the page's videos by name: tests check what the page really shows.
+export function exposeGrab(videos) {
+  window.dancenowGrab = (which) => {
+    const v = videos[which];
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth;
+    c.height = v.videoHeight;
+    c.getContext('2d').drawImage(v, 0, 0);
+    return c.toDataURL('image/png');
+  };
+}

@@ -1,10 +1,11 @@
 // Viewer page: receive the generated target, show fps and glass-to-glass latency.
-import { Link, Meter, clockOffset, showStats } from './rtc.js';
+import { Link, Meter, clockOffset, exposeGrab, showStats } from './rtc.js';
 
 const video = document.getElementById('target');
 const state = document.getElementById('state');
 const stats = {};
 window.dancenow = stats;   // read by tests and `dancenow bench web`
+exposeGrab({ target: video });
 
 const meter = new Meter(video, stats);
 const link = new Link({

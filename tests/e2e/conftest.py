@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.conftest import DANCER_A
+from footage import DANCER_A
 
 
 def make_y4m(clip: Path, out: Path, fps: int = 15, width: int = 320, seconds: float = 10.0) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from dancenow.realtime.bench_web import launch, wait_for
 from dancenow.realtime.server import ServeConfig, ServerThread
 
