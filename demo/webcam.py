@@ -17,8 +17,9 @@ import numpy as np
 from dancenow.errors import DanceNowError
 from dancenow.realtime import provenance
 from dancenow.realtime.pipeline import Pipeline, PipelineConfig
-from dancenow.realtime.run import VideoWriter, load, status_line
+from dancenow.realtime.run import load, status_line
 from dancenow.realtime.sources import open_source
+from dancenow.realtime.video_writer import VideoWriter
 
 WINDOW = "DanceNow demo"
 HELP = "c recalibrate  t next target  r record  q quit"
@@ -84,7 +85,7 @@ def run_demo(source: str, bundles: list[Path], backend: str = "auto", record_dir
                 if writer is None and got is not None:
                     path = record_dir / time.strftime("dancenow-%Y%m%d-%H%M%S.mp4")
                     name = getattr(engines[current].manifest, "name", "target")
-                    writer, writer_t0 = VideoWriter(path, frame.image.shape[:2], 30.0, provenance.metadata(name)), time.monotonic()
+                    writer, writer_t0 = VideoWriter(path, 30.0, frame.image.shape[:2], provenance.metadata(name), live=True), time.monotonic()
                     print(f"recording to {path}", file=sys.stderr)
                 elif writer is not None:
                     writer.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -30,6 +29,7 @@ from dancenow.realtime.pose.normalize import Normalizer, OnlineStats, fit_stats
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
+from dancenow.realtime.video_writer import VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -137,43 +137,6 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 # --- writing --------------------------------------------------------------------------------------
 
-class _Writer:
-    """H.264 MP4 written to a temporary name and moved into place only when complete."""
-
-    def __init__(self, out: Path, rate: Fraction) -> None:
-        self.out, self.tmp = out, out.with_name(f".{out.name}.part.mp4")
-        self.rate = rate
-        self.container = av.open(str(self.tmp), "w")
-        self.stream = None
-        self.frames = 0
-
-    def write(self, image: np.ndarray) -> None:
-        if self.stream is None:
-            self.stream = self.container.add_stream("libx264", rate=self.rate)
-            self.stream.height, self.stream.width = image.shape[:2]
-            self.stream.pix_fmt = "yuv420p"
-            self.stream.codec_context.time_base = 1 / self.rate
-            self.stream.options = {"crf": "20", "preset": "veryfast"}
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts = self.frames
-        frame.time_base = 1 / self.rate
-        self.container.mux(self.stream.encode(frame))
-        self.frames += 1
-
-    def finish(self) -> None:
-        if self.stream is not None:
-            self.container.mux(self.stream.encode(None))
-        self.container.close()
-        if not self.frames:
-            self.tmp.unlink(missing_ok=True)
-            raise DanceNowError("no frames were written: the input gave no frames")
-        os.replace(self.tmp, self.out)
-
-    def abort(self) -> None:
-        self.container.close()
-        self.tmp.unlink(missing_ok=True)
-
-
 def _camera_index(spec: str) -> int | None:
     if not spec.startswith("camera:"):
         return None
@@ -200,7 +163,7 @@ def pose_video(input: str | Path, out: str | Path, holistic: bool = False,
         normalizer = Normalizer(stats, stats)
     except DanceNowError as e:
         log.warning("label maps are not normalized: %s", e)
-    writer = _Writer(out, rate)
+    writer = VideoWriter(out, rate)
     try:
         frames = iter_frames(input, max_frames=len(raw))
         for (image, _), pose, filtered in tqdm(zip(frames, raw, smooth, strict=False), total=len(raw),
@@ -211,7 +174,8 @@ def pose_video(input: str | Path, out: str | Path, holistic: bool = False,
     except BaseException:
         writer.abort()
         raise
-    writer.finish()
+    if writer.close() is None:
+        raise DanceNowError("no frames were written: the input gave no frames")
     log.info("wrote %s: %d frames at %s fps", out, writer.frames, rate)
     return out
 
@@ -222,7 +186,7 @@ def _pose_camera(index: int, out: Path, holistic: bool, label_size: tuple[int, i
     if not cap.isOpened():
         raise DanceNowError(f"camera {index} cannot be opened: check that it exists (ls /dev/video*) and is free")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    writer = _Writer(out, Fraction(fps).limit_denominator(1001))
+    writer = VideoWriter(out, Fraction(fps).limit_denominator(1001))
     online, pose_filter = OnlineStats(), PoseFilter()
     try:
         with PoseTracker(TrackerConfig(holistic=holistic)) as tracker, tqdm(desc="camera", unit="frame") as bar:
@@ -246,5 +210,6 @@ def _pose_camera(index: int, out: Path, holistic: bool, label_size: tuple[int, i
         pass  # Ctrl-C is how a camera recording ends
     finally:
         cap.release()
-    writer.finish()
+    if writer.close() is None:
+        raise DanceNowError(f"camera {index} gave no frames: check that it is not in use by another program")
     return out

@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 from dancenow.engines.base import Engine
@@ -14,6 +13,7 @@ from dancenow.errors import DanceNowError
 from dancenow.realtime import provenance
 from dancenow.realtime.pipeline import Pipeline, PipelineConfig
 from dancenow.realtime.sources import Source, open_source
+from dancenow.realtime.video_writer import VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +37,6 @@ def status_line(stats: dict) -> str:
     return (f"{stats.get('fps', 0):5.1f} fps  latency p50 {total.get('p50', 0):5.1f} ms p99 {total.get('p99', 0):5.1f} ms"
             f"  frames {stats.get('frames', 0)}  dropped {stats.get('dropped', 0)}"
             f"  calibration {cal.get('state', '?')} ({cal.get('frames', 0)})")
-
-
-class VideoWriter:
-    """H.264 MP4 with real timing: each frame's pts is its output time (frames never duplicated)."""
-
-    def __init__(self, path: str | Path, size: tuple[int, int], fps: float = 30.0, metadata: dict | None = None) -> None:
-        import av
-
-        self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            raise DanceNowError(f"folder {self.path.parent} does not exist: create it or choose another --out")
-        self.fps = fps
-        self._c = av.open(str(self.path), "w")
-        for k, v in (metadata or {}).items():
-            self._c.metadata[k] = v
-        rate = Fraction(round(fps * 1000), 1000)
-        self._s = self._c.add_stream("libx264", rate=rate)
-        self._s.height, self._s.width = size
-        self._s.pix_fmt = "yuv420p"
-        self._s.options = {"preset": "veryfast", "tune": "zerolatency"}
-        self._rate = rate
-        self._last = -1
-        self.frames = 0
-
-    def write(self, image, t: float | None = None) -> None:
-        import av
-
-        pts = self._last + 1 if t is None else max(self._last + 1, int(round(t * float(self._rate))))
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts, frame.time_base = pts, 1 / self._rate
-        self._last = pts
-        for pkt in self._s.encode(frame):
-            self._c.mux(pkt)
-        self.frames += 1
-
-    def close(self) -> None:
-        for pkt in self._s.encode():
-            self._c.mux(pkt)
-        self._c.close()
 
 
 def run(source: str | Source, bundle, out: str | Path | None = None, window: bool = False, layout: str = "target",
@@ -115,7 +76,7 @@ def run(source: str | Source, bundle, out: str | Path | None = None, window: boo
             after, frame = got
             if out is not None:
                 if writer is None:
-                    writer = VideoWriter(out, frame.image.shape[:2], fps, provenance.metadata(name))
+                    writer = VideoWriter(out, fps, frame.image.shape[:2], provenance.metadata(name), live=True)
                 writer.write(frame.image, frame.stamps["output"] - t0)
             if window:
                 cv2.imshow("DanceNow", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))

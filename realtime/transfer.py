@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from tqdm import tqdm
@@ -28,6 +26,7 @@ from dancenow.realtime.pose.pose import Pose, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.realtime.pose_video import open_video, track_video
 from dancenow.realtime.provenance import metadata
+from dancenow.realtime.video_writer import VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -77,52 +76,43 @@ def transfer(source: str | Path, bundle: str | Path, out: str | Path, config: Tr
     save_track(raw, out.with_suffix(".poses.jsonl"))
 
     meta = metadata(manifest.name, sha256(bundle / MANIFEST))
-    with open_video(source) as inp, av.open(str(out), "w") as dst:
-        dst.metadata.update(meta)
+    with open_video(source) as inp:
         vin = inp.streams.video[0]
         ain = inp.streams.audio[0] if inp.streams.audio else None
-        # Every stream must exist before the first packet is muxed: size the video from a probe.
+        # Every stream must exist before the first packet is written: size the video from a probe.
         blank = np.zeros((h, w, 3), dtype=np.uint8)
         performer_blank = np.zeros((vin.codec_context.height, vin.codec_context.width, 3), np.uint8)
-        probe = compose(config.layout, blank, performer_blank, blank, mark=False)
-        vout = dst.add_stream("libx264", rate=rate)
-        vout.width, vout.height = probe.shape[1] // 2 * 2, probe.shape[0] // 2 * 2
-        vout.pix_fmt = "yuv420p"
-        vout.options = {"crf": "20", "preset": "veryfast"}
-        aout = dst.add_stream_from_template(ain) if ain is not None else None
+        size = compose(config.layout, blank, performer_blank, blank, mark=False).shape[:2]
+        writer = VideoWriter(out, rate, size, meta, audio_template=ain)
         previous = np.zeros((h, w, 3), dtype=np.uint8)
         i = 0
         picks = set(np.linspace(0, len(poses) - 1, config.strip_frames + 2).round().astype(int)[1:-1].tolist())
         rows: list[np.ndarray] = []
         streams = [vin] + ([ain] if ain is not None else [])
-        with tqdm(total=len(poses), desc="generating", unit="frame") as bar:
-            for packet in inp.demux(streams):
-                if packet.stream is ain:
-                    if packet.dts is not None:
-                        packet.stream = aout
-                        dst.mux(packet)
-                    continue
-                for frame in packet.decode():
-                    if i >= len(poses):
-                        break
-                    pose = normalizer.apply(poses[i])
-                    label = render_label_map(pose, (h, w), render_cfg)
-                    generated = engine.generate(label, previous)
-                    previous = generated
-                    generated = with_face(engine, generated, label, pose)
-                    performer = frame.to_ndarray(format="rgb24")
-                    image = compose(config.layout, generated, performer, label, mark=config.mark)
-                    if config.strip and i in picks:
-                        rows.append(compose("side-by-side", generated, performer, label, mark=config.mark))
-                    vf = av.VideoFrame.from_ndarray(image[: vout.height, : vout.width], format="rgb24")
-                    vf.pts = i
-                    vf.time_base = Fraction(1) / rate
-                    for p in vout.encode(vf):
-                        dst.mux(p)
-                    i += 1
-                    bar.update(1)
-        for p in vout.encode(None):
-            dst.mux(p)
+        try:
+            with tqdm(total=len(poses), desc="generating", unit="frame") as bar:
+                for packet in inp.demux(streams):
+                    if packet.stream is ain:
+                        writer.mux_audio(packet)
+                        continue
+                    for frame in packet.decode():
+                        if i >= len(poses):
+                            break
+                        pose = normalizer.apply(poses[i])
+                        label = render_label_map(pose, (h, w), render_cfg)
+                        generated = engine.generate(label, previous)
+                        previous = generated
+                        generated = with_face(engine, generated, label, pose)
+                        performer = frame.to_ndarray(format="rgb24")
+                        writer.write(compose(config.layout, generated, performer, label, mark=config.mark))
+                        if config.strip and i in picks:
+                            rows.append(compose("side-by-side", generated, performer, label, mark=config.mark))
+                        i += 1
+                        bar.update(1)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
     log.info("wrote %s (%d frames at %s fps)", out, i, rate)
     if config.strip:
         write_strip(rows, config.strip)
@@ -145,14 +135,10 @@ def write_demo_performer(path: str | Path, seconds: float | None = None, fps: fl
     """The built-in performer (one loop of its choreography) as a video file, so that `transfer`
     has a source on a machine with no footage: `dancenow transfer demo ...`."""
     from dancenow.realtime.pose.choreography import PERIOD
-    from dancenow.realtime.run import VideoWriter
     from dancenow.realtime.sources import DemoSource
 
     demo = DemoSource(fps=fps, size=size)
-    writer = VideoWriter(path, size, fps)
-    try:
+    with VideoWriter(path, fps, size) as writer:
         for i in range(int(round((seconds or PERIOD) * fps))):
             writer.write(demo.frame_at(i)[0])
-    finally:
-        writer.close()
     return Path(path)
