@@ -26,13 +26,16 @@ from dancenow.errors import DanceNowError
 from dancenow.realtime.pipeline import Pipeline, PipelineConfig, fit_into
 from dancenow.realtime.pose.filter import PoseFilter
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
-from dancenow.realtime.pose.tracker import PoseTracker
+from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 from dancenow.realtime.sources import FileSource
 from dancenow.realtime.telemetry import percentiles, stage_durations
 
 log = logging.getLogger(__name__)
 
 CAMERA_FPS = 30.0
+# MediaPipe's own default, as a plain script gets it. Two threads measured slower in the naive loop
+# (6.5 against 7.7 fps): their spinning workers slow PyTorch's generator that runs right after.
+NAIVE_TRACKER_THREADS = 1
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "dancer_a_yellow_top_full_body.mp4"
 
 
@@ -186,7 +189,7 @@ def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
     totals, per_stage, times = [], {}, []
     previous = np.zeros((*size, 3), np.uint8)
     flt = PoseFilter()
-    with PoseTracker() as tracker, _Phase() as phase:
+    with PoseTracker(TrackerConfig(threads=NAIVE_TRACKER_THREADS)) as tracker, _Phase() as phase:
         tracker.track(np.zeros((480, 640, 3), np.uint8), 0.0)  # warm-up, as the pipeline's
         t0 = time.monotonic()
         i, last_index, captured = 0, -1, 0
@@ -284,6 +287,7 @@ def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds:
     result = {
         "clip": str(clip), "bundle": str(bundle), "camera_fps": CAMERA_FPS,
         "engine": engine.describe(), "threads": threads, "naive_engine": naive_engine.describe(),
+        "tracker_threads": {"pipeline": PipelineConfig().tracker.threads, "naive": NAIVE_TRACKER_THREADS},
         "naive_threads": naive_threads, "naive_thread_probe_fps": probes, "cpu_count": os.cpu_count(),
         "pipeline_paced": pipeline_paced, "pipeline_unpaced": pipeline_unpaced,
         "naive_paced": naive_paced, "naive_unpaced": naive_unpaced,
@@ -308,7 +312,8 @@ def _row(name: str, r: dict) -> str:
 def format_table(result: dict) -> str:
     lines = [f"bench live: {result['clip']}",
              f"pipeline engine {result['engine']}, {result['threads']} thread(s); naive {result['naive_engine']}, "
-             f"{result['naive_threads']} thread(s) (probe fps by threads: {result['naive_thread_probe_fps']})",
+             f"{result['naive_threads']} thread(s) (probe fps by threads: {result['naive_thread_probe_fps']}); "
+             f"MediaPipe threads: pipeline {result['tracker_threads']['pipeline']}, naive {result['tracker_threads']['naive']}",
              f"{'':<18} {'fps':>7} {'frames':>7} {'dropped':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
              f"{'cores':>6} {'peak MB':>8}"]
     for key, name in (("pipeline_paced", "pipeline 30fps"), ("pipeline_unpaced", "pipeline unpaced"),

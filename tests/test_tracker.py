@@ -110,3 +110,24 @@ def test_holistic_gives_75_points_with_hands_as_confidence():
 def test_bad_frame_is_a_clear_error():
     with PoseTracker() as tracker, pytest.raises(DanceNowError, match="RGB uint8"):
         tracker.track(np.zeros((10, 10), np.float32), 0.0)
+
+
+@pytest.mark.parametrize("holistic", [False, True])
+def test_tracker_threads_reach_mediapipe_inference(holistic):
+    """MediaPipe's solutions API has no thread setting: every inference node must get ours, and
+    the results must not change with the thread count."""
+    image = cv2.cvtColor(cv2.imread(str(STILLS / "woman_blue_sweater_full_body.jpg")), cv2.COLOR_BGR2RGB)
+    found = []
+    for threads in (1, 2):
+        with PoseTracker(TrackerConfig(threads=threads, holistic=holistic)) as tracker:
+            given = tracker._mp.inference_threads
+            pose = tracker.track(image, 0.0)
+        assert len(given) >= 2 and set(given.values()) == {threads}, given  # detector and landmarks
+        assert pose.detected
+        found.append(pose.points[:33])
+    assert np.abs(found[0] - found[1]).max() < 2.0  # pixels
+
+
+def test_zero_tracker_threads_is_a_clear_error():
+    with pytest.raises(DanceNowError, match="at least 1"):
+        PoseTracker(TrackerConfig(threads=0))

@@ -34,6 +34,10 @@ class TrackerConfig:
     max_side: int = 640  # frames are scaled so their long side is this before tracking
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
+    # Threads for MediaPipe's XNNPACK inference. MediaPipe's own default on Linux is one; two
+    # make the landmark model about 1.4x faster (31 -> 21 ms on this machine's AVX2 cores). A live
+    # pipeline that runs the generator on the other core should ask for one.
+    threads: int = 2
     # MediaPipe's own landmark smoothing stays off: `filter.PoseFilter` is the one smoother (the
     # same in training and live, with known parameters); two stacked smoothers only add lag.
     smooth_landmarks: bool = False
@@ -72,6 +76,8 @@ class PoseTracker:
                 f"model_complexity={self.config.model_complexity} is not bundled with mediapipe "
                 "0.10.21 (it would download): use model_complexity=1"
             )
+        if self.config.threads < 1:
+            raise DanceNowError(f"tracker threads must be at least 1, got {self.config.threads}")
         self._mp = self._make(static=False)
         self._still = None  # single-image instance for the guard's crop pass, made when needed
         self._last: Pose | None = None  # the last accepted detection
@@ -88,8 +94,8 @@ class PoseTracker:
                   smooth_landmarks=c.smooth_landmarks, min_detection_confidence=c.min_detection_confidence,
                   min_tracking_confidence=c.min_tracking_confidence)
         if c.holistic:
-            return mp.solutions.holistic.Holistic(**kw)
-        return mp.solutions.pose.Pose(enable_segmentation=False, **kw)
+            return _with_threads(mp.solutions.holistic.Holistic, c.threads)(**kw)
+        return _with_threads(mp.solutions.pose.Pose, c.threads)(enable_segmentation=False, **kw)
 
     def _infer(self, solution, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Normalized (75, 2) points and confidences in `image`, or None when nobody is found."""
@@ -188,6 +194,52 @@ class PoseTracker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _with_threads(solution: type, threads: int) -> type:
+    """`solution` (a mediapipe.solutions class) whose inference calculators use `threads` threads.
+
+    The solutions API has no thread setting, but it hands every expanded graph node to
+    `_modify_calculator_options` before the graph starts: the InferenceCalculator options'
+    `delegate.xnnpack.num_threads` is set there.
+    """
+    class Threaded(solution):
+        inference_threads: dict[str, int]  # what each inference node was given (for tests)
+
+        def _modify_calculator_options(self, config, params) -> None:
+            self.inference_threads = {}
+            for node in config.node:
+                if node.calculator.startswith("InferenceCalculator"):
+                    self.inference_threads[node.name] = _set_threads(node, threads)
+            super()._modify_calculator_options(config, params)
+
+    Threaded.__name__ = f"{solution.__name__}Threads{threads}"
+    return Threaded
+
+
+def _set_threads(node, threads: int) -> int:
+    """Set an InferenceCalculator node's CPU threads, in whichever options field it uses.
+
+    XNNPACK (every CPU inference node of mediapipe 0.10.21's Pose and Holistic) has its own
+    thread setting; a plain TFLite interpreter uses `cpu_num_thread`.
+    """
+    from mediapipe.calculators.tensor.inference_calculator_pb2 import InferenceCalculatorOptions
+
+    def apply(opts: InferenceCalculatorOptions) -> int:
+        if opts.delegate.WhichOneof("delegate") == "xnnpack":
+            opts.delegate.xnnpack.num_threads = threads
+            return opts.delegate.xnnpack.num_threads
+        opts.cpu_num_thread = threads
+        return opts.cpu_num_thread
+
+    for packed in node.node_options:  # proto3-style nodes carry their options here
+        if packed.Is(InferenceCalculatorOptions.DESCRIPTOR):
+            opts = InferenceCalculatorOptions()
+            packed.Unpack(opts)
+            given = apply(opts)
+            packed.Pack(opts)
+            return given
+    return apply(node.options.Extensions[InferenceCalculatorOptions.ext])
 
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:
