@@ -56,3 +56,8 @@ def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
     site = next((env_dir / "lib").glob("python*/site-packages"))
     ours = {p.name for p in site.iterdir() if not p.name.startswith(("pip", "_", "setuptools", "pkg_resources", "distutils"))}
     assert ours == {"dancenow", wheels[0].name.split("-")[0] + "-0.1.0.dist-info"}, ours
+    # The data the package needs at run time went in with it: the web pages and the demo target.
+    pkg = site / "dancenow"
+    for data in ("realtime/web/index.html", "realtime/web/perform.html", "realtime/web/rtc.js",
+                 "realtime/web/style.css", "demo/assets/demo_checkpoint.pt"):
+        assert (pkg / data).is_file(), f"{data} is missing from the wheel"
