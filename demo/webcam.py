@@ -61,6 +61,7 @@ def run_demo(source: str, bundles: list[Path], backend: str = "auto", record_dir
     current, writer, after, writer_t0 = 0, None, 0, 0.0
     try:
         pipeline.start()
+        src.check_ready()
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
         while True:
             got = pipeline.output.get(after, timeout=0.1)

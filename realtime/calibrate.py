@@ -30,6 +30,7 @@ def calibrate(source: str | Source, out: str | Path, seconds: float = 10.0) -> P
     after, seen, t0 = 0, 0, time.monotonic()
     src.start()
     try:
+        src.check_ready()
         while time.monotonic() - t0 < seconds:
             got = src.frames.get(after, timeout=0.2)
             if got is None:

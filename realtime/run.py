@@ -60,6 +60,7 @@ def run(source: str | Source, bundle, out: str | Path | None = None, window: boo
     name = getattr(getattr(engine, "manifest", None), "name", "target")
     try:
         pipeline.start()  # returns once the tracker and the engine are warm
+        src.check_ready()
         after, t0, next_status = 0, time.monotonic(), time.monotonic() + status_every
         while True:
             now = time.monotonic()

@@ -15,6 +15,7 @@ reads from it. A reader that falls behind sees frames dropped, never a growing q
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -92,6 +93,13 @@ class Source(ABC):
         self.stop()
         self._release()
 
+    def check_ready(self, timeout: float = 5.0) -> None:
+        """Raise a clear error when the source cannot deliver at all (a camera that never opens).
+
+        Called once at start-up by the commands that a user watches; a source that worked and
+        then fails is reconnected instead (see CameraSource)."""
+        return None
+
     def _guarded(self) -> None:
         try:
             self._run(self._stop)
@@ -151,6 +159,17 @@ class CameraSource(Source):
         self.retry, self.max_retry = retry, max_retry
         self.size = size  # requested (height, width)
         self._cap: cv2.VideoCapture | None = None
+        self.opened = threading.Event()  # set once the device has opened
+
+    def check_ready(self, timeout: float = 5.0) -> None:
+        if self.opened.wait(timeout):
+            return
+        why = "it would not open"
+        if isinstance(self.device, int) and sys.platform.startswith("linux"):
+            node = Path(f"/dev/video{self.device}")
+            why = f"there is no {node}" if not node.exists() else f"{node} would not open: is another program using it?"
+        raise DanceNowError(f"{self.name}: no camera within {timeout:g} s ({why}): plug one in, pick another "
+                            "with --source webcam:N, or use --source demo (or a video file)")
 
     def _open(self) -> cv2.VideoCapture | None:
         cap = cv2.VideoCapture(self.device)
@@ -172,8 +191,8 @@ class CameraSource(Source):
                 self._cap = self._open()
                 if self._cap is None:
                     self.error = f"{self.name} not available, retrying"
-                    if not opened_once:
-                        log.warning("%s: cannot open, retrying every %.2f s", self.name, wait)
+                    if not opened_once and wait == self.retry:  # once, not at every retry
+                        log.warning("%s: cannot open, retrying (every %g s at most)", self.name, self.max_retry)
                     stop.wait(wait)
                     wait = min(wait * 2, self.max_retry)
                     continue
@@ -181,6 +200,7 @@ class CameraSource(Source):
                     self.reconnects += 1
                     log.info("%s: reconnected (%d)", self.name, self.reconnects)
                 opened_once, wait, self.error = True, self.retry, None
+                self.opened.set()
             ok, frame = self._cap.read()
             if not ok or frame is None:
                 log.info("%s: read failed, reconnecting", self.name)

@@ -39,3 +39,30 @@ def test_overlay_draws_figures_without_touching_the_input():
     stats = {"fps": 29.5, "latency_ms": {"total": {"p50": 41.0}, "generate": {"p50": 12.0}}}
     out = overlay(img, stats, recording=True)
     assert (img == 128).all() and (out != 128).any()
+
+
+def test_camera_that_never_opens_is_a_clear_error():
+    from dancenow.errors import DanceNowError
+    from dancenow.realtime.sources import CameraSource
+
+    src = CameraSource(57, retry=0.05)
+    src.start()
+    try:
+        try:
+            src.check_ready(timeout=0.5)
+        except DanceNowError as e:
+            msg = str(e)
+        else:
+            raise AssertionError("a camera that does not exist was reported ready")
+    finally:
+        src.close()
+    assert "webcam:57" in msg and "/dev/video57" in msg and "--source demo" in msg
+
+
+def test_run_with_no_camera_exits_with_one_line(tmp_path):
+    """`dancenow run --source webcam:N` with no such camera: exit 2 within seconds, not a silent wait."""
+    r = subprocess.run([sys.executable, "-m", "dancenow.cli", "run", "--source", "webcam:57", "--seconds", "60",
+                        "--out", str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=240)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "no camera" in r.stderr and "--source demo" in r.stderr
+    assert not (tmp_path / "o.mp4").exists()
