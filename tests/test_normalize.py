@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dancenow.errors import DanceNowError
@@ -55,6 +55,7 @@ def track(seed: int, frames: int, depth_span: float, size=(720, 1280),
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), frames=st.integers(12, 80), span=st.sampled_from([0.02, 0.3, 1.0]),
        k=st.floats(0.3, 3.0), ox=st.floats(-300, 300), oy=st.floats(-300, 300))
+@example(seed=6, frames=12, span=0.3, k=1.0, ox=0.0, oy=0.0)  # a frame at p = -0.71: once pinned by p_clip
 def test_scaled_and_shifted_source_maps_onto_the_target(seed, frames, span, k, ox, oy):
     target = track(seed, frames, span)
     size = (round(720 * k + 600), round(1280 * k + 600))
@@ -109,6 +110,20 @@ def test_p_and_target_ankle_are_monotone_in_the_ankle(seed, ys):
     assert norm.scale_at(src.ankle_far)[0] == pytest.approx(0.0)
     assert norm.scale_at(src.ankle_close)[0] == pytest.approx(1.0)
     assert norm.scale_at(src.ankle_close)[2] == pytest.approx(tgt.ankle_close)
+
+
+def test_a_jump_beyond_the_seen_depths_still_rises():
+    """Above the far position the ankle keeps mapping linearly (EDN); only the scale is bounded."""
+    src, tgt = fit_stats(track(3, 40, 1.0)), fit_stats(track(4, 40, 0.6, (480, 640)))
+    norm = Normalizer(src, tgt)
+    rng = src.ankle_close - src.ankle_far
+    low = norm.config.p_clip[0]
+    ys = [src.ankle_far + p * rng for p in (low, low - 1.0, low - 2.0)]
+    (p0, s0, y0), (p1, s1, y1), (p2, s2, y2) = (norm.scale_at(y) for y in ys)
+    assert p1 == pytest.approx(low - 1.0) and p2 == pytest.approx(low - 2.0)
+    assert y2 < y1 < y0  # higher and higher in the target's frame, not pinned at the clip
+    assert y1 - y2 == pytest.approx(y0 - y1) == pytest.approx(tgt.ankle_close - tgt.ankle_far)
+    assert s0 == s1 == s2  # the scale stops extrapolating at p_clip
 
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)

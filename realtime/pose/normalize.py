@@ -46,7 +46,7 @@ class NormalizeConfig:
     near: float = 0.15  # "near a position" = within this fraction of the ankle range
     height_percentile: float = 95.0  # of the heights near each position
     min_depth_range: float = 0.08  # ankle range below this x median body height -> one scale
-    p_clip: tuple[float, float] = (-0.5, 1.5)  # how far beyond the seen range p may extrapolate
+    p_clip: tuple[float, float] = (-0.5, 1.5)  # how far beyond the seen depths the scale may extrapolate
     visibility: float = 0.3  # keypoints below this confidence are not measured
 
 
@@ -175,15 +175,20 @@ class Normalizer:
             log.debug("normalization: %s", source.note)
 
     def scale_at(self, ankle_y: float) -> tuple[float, float, float]:
-        """(p, scale, target ankle y) for a source ankle y."""
+        """(p, scale, target ankle y) for a source ankle y.
+
+        The ankle's position maps linearly for any p, as in EDN: a jump above the far position
+        must show as a jump, not be pinned. Only the scale's extrapolation is bounded (`p_clip`),
+        since a scale extrapolated far past the seen depths can shrink a body to nothing.
+        """
         s, t = self.source, self.target
         if self.mode == ONE_SCALE:
             scale = t.height_median / s.height_median
             return 0.0, scale, t.ankle_median + (ankle_y - s.ankle_median) * scale
-        p = (ankle_y - s.ankle_far) / (s.ankle_close - s.ankle_far)
-        p = float(np.clip(p, *self.config.p_clip))
+        p = float((ankle_y - s.ankle_far) / (s.ankle_close - s.ankle_far))
+        q = float(np.clip(p, *self.config.p_clip))
         s_far, s_close = t.height_far / s.height_far, t.height_close / s.height_close
-        return p, s_far + p * (s_close - s_far), t.ankle_far + p * (t.ankle_close - t.ankle_far)
+        return p, s_far + q * (s_close - s_far), t.ankle_far + p * (t.ankle_close - t.ankle_far)
 
     def apply(self, pose: Pose) -> Pose:
         """`pose` in the target's frame (frame_size = the target's); a missing pose stays missing."""
