@@ -284,6 +284,7 @@ class Server:
         loop = asyncio.get_running_loop()
         self.engine = await loop.run_in_executor(None, lambda: load_engine(cfg.target, backend=cfg.backend))
         self.base_source = open_source(cfg.source, loop=True)  # a file plays on and on
+        await loop.run_in_executor(None, _check_source, self.base_source)
         if cfg.source == "browser":
             self.push_source = self.base_source
         pcfg = PipelineConfig(layout=cfg.layout, stamp_pixels=cfg.stamp)
@@ -647,6 +648,20 @@ class ServerThread:
         self._thread.join(10)
         if not self.loop.is_running():
             self.loop.close()
+
+
+def _check_source(source) -> None:
+    """Fail at start-up on a camera that does not open at all (the pipeline opens the source only
+    while someone watches; later losses are reconnected)."""
+    from dancenow.realtime.sources import CameraSource
+
+    if not isinstance(source, CameraSource) or source.running:
+        return
+    source.start()
+    try:
+        source.check_ready()
+    finally:
+        source.stop()
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from dancenow.errors import DanceNowError
 from dancenow.realtime import pixelstamp
 from dancenow.realtime.server import SECURITY_HEADERS, ServeConfig, Server
 
@@ -202,3 +203,13 @@ def test_binding_elsewhere_warns(live_bundle: Path, host: str, caplog: pytest.Lo
 
     asyncio.run(main())
     assert any("not loopback" in r.message for r in caplog.records)
+
+
+def test_a_camera_that_does_not_exist_stops_the_server_at_start(live_bundle: Path) -> None:
+    """Not a server that starts and streams nothing: a clear error before anyone connects."""
+    async def main() -> None:
+        with pytest.raises(DanceNowError, match=r"webcam:57: no camera .*--source demo"):
+            server, client = await _client(live_bundle, source="webcam:57")
+            await client.close()
+
+    asyncio.run(main())
