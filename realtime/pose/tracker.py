@@ -35,7 +35,7 @@ class TrackerConfig:
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     # Threads for MediaPipe's XNNPACK inference. MediaPipe's own default on Linux is one; two
-    # make the landmark model about 1.4x faster (31 -> 21 ms on this machine's AVX2 cores). A live
+    # make tracking about 1.6x faster (31 -> 20 ms on this machine's AVX2 cores, `bench pose`). A live
     # pipeline that runs the generator on the other core should ask for one.
     threads: int = 2
     # MediaPipe's own landmark smoothing stays off: `filter.PoseFilter` is the one smoother (the
