@@ -49,19 +49,19 @@ def cmd_pose(a: argparse.Namespace) -> None:
 
 def cmd_bench(a: argparse.Namespace) -> None:
     if a.what == "pose":
-        from dancenow.realtime import bench_pose as b
+        from dancenow.realtime.bench import pose as b
 
         _print_result(b.run(a.clip, frames=a.frames), a.json, b.format_table)
     elif a.what == "engines":
-        from dancenow.export import bench as b
+        from dancenow.realtime.bench import engines as b
 
         _print_result(b.run(_default_bundle(a.target), iterations=a.frames), a.json, b.format_table)
     elif a.what == "live":
-        from dancenow.realtime import bench_live as b
+        from dancenow.realtime.bench import live as b
 
         _print_result(b.run(a.clip, _default_bundle(a.target), seconds=a.seconds), a.json, b.format_table)
     elif a.what == "web":
-        from dancenow.realtime import bench_web as b
+        from dancenow.realtime.bench import web as b
 
         _print_result(b.run(_default_bundle(a.target), seconds=a.seconds, clip=a.clip), a.json, b.format_table)
 
@@ -132,7 +132,7 @@ def cmd_calibrate(a: argparse.Namespace) -> None:
 
 
 def cmd_serve(a: argparse.Namespace) -> None:
-    from dancenow.realtime.server import ServeConfig, serve
+    from dancenow.realtime.serve.server import ServeConfig, serve
 
     serve(ServeConfig(target=_default_bundle(a.target), source=a.source, host=a.host, port=a.port,
                       backend=a.backend, layout=a.layout, token=a.token, max_peers=a.max_peers))

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 
 from dancenow.errors import DanceNowError
-from dancenow.realtime import provenance
-from dancenow.realtime.pipeline import Pipeline, PipelineConfig
+from dancenow.realtime.live.pipeline import Pipeline, PipelineConfig
+from dancenow.realtime.live.sources import open_source
+from dancenow.realtime.media import provenance
+from dancenow.realtime.media.writer import VideoWriter
 from dancenow.realtime.run import load, status_line
-from dancenow.realtime.sources import open_source
-from dancenow.realtime.video_writer import VideoWriter
 
 WINDOW = "DanceNow demo"
 HELP = "c recalibrate  t next target  r record  q quit"

@@ -23,12 +23,13 @@ import numpy as np
 import onnx
 import torch
 
-from dancenow.engines.bundle import MANIFEST, Manifest, read_manifest, sha256, write_atomic, write_manifest
+from dancenow.engines.bundle import MANIFEST, Manifest, read_manifest, write_manifest
 from dancenow.engines.loader import PRECISIONS
 from dancenow.engines.tensorrt_target import ENGINE_KIND, TIMING_CACHE_KIND
 from dancenow.errors import DanceNowError
 from dancenow.export.calibration import Samples, from_data, synthetic
 from dancenow.export.parity import parity, run_onnx
+from dancenow.files import sha256, write_atomic
 from dancenow.realtime.pose.renderer import RenderConfig
 from dancenow.training.checkpoint import build_face, build_generator, find_checkpoint, load_checkpoint
 from dancenow.training.networks import GeneratorConfig, count_gflop

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from dancenow.engines.bundle import sha256, write_atomic
 from dancenow.engines.tensorrt_target import (
     TIMING_CACHE_KIND,
     DeviceTarget,
@@ -24,6 +23,7 @@ from dancenow.engines.tensorrt_target import (
     timing_cache_filename,
 )
 from dancenow.errors import DanceNowError
+from dancenow.files import sha256, write_atomic
 
 log = logging.getLogger(__name__)
 

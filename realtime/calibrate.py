@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from dancenow.engines.bundle import write_atomic
 from dancenow.errors import DanceNowError
+from dancenow.files import write_atomic
+from dancenow.realtime.live.sources import Source, open_source
 from dancenow.realtime.pose.filter import PoseFilter
 from dancenow.realtime.pose.normalize import OnlineStats, PoseStats
-from dancenow.realtime.sources import Source, open_source
 
 
 def calibrate(source: str | Source, out: str | Path, seconds: float = 10.0) -> PoseStats:

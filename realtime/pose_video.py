@@ -23,13 +23,13 @@ import numpy as np
 from tqdm import tqdm
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.media.writer import VideoWriter
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter
 from dancenow.realtime.pose.normalize import Normalizer, OnlineStats, fit_stats
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
-from dancenow.realtime.video_writer import VideoWriter
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from dancenow.engines.base import Engine
 from dancenow.errors import DanceNowError
-from dancenow.realtime import provenance
-from dancenow.realtime.pipeline import Pipeline, PipelineConfig
-from dancenow.realtime.sources import Source, open_source
-from dancenow.realtime.video_writer import VideoWriter
+from dancenow.realtime.live.pipeline import Pipeline, PipelineConfig
+from dancenow.realtime.live.sources import Source, open_source
+from dancenow.realtime.media import provenance
+from dancenow.realtime.media.writer import VideoWriter
 
 log = logging.getLogger(__name__)
 

@@ -17,16 +17,17 @@ import numpy as np
 from tqdm import tqdm
 
 from dancenow.engines import load_engine
-from dancenow.engines.bundle import MANIFEST, sha256
+from dancenow.engines.bundle import MANIFEST
 from dancenow.errors import DanceNowError
-from dancenow.realtime.compositor import compose
+from dancenow.files import sha256
+from dancenow.realtime.live.compositor import compose
+from dancenow.realtime.media.provenance import metadata
+from dancenow.realtime.media.writer import VideoWriter
 from dancenow.realtime.pose.face import with_face
 from dancenow.realtime.pose.normalize import Normalizer, PoseStats, fit_stats
 from dancenow.realtime.pose.pose import Pose, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.realtime.pose_video import open_video, track_video
-from dancenow.realtime.provenance import metadata
-from dancenow.realtime.video_writer import VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,8 @@ def write_demo_performer(path: str | Path, seconds: float | None = None, fps: fl
                          size: tuple[int, int] = (360, 270)) -> Path:
     """The built-in performer (one loop of its choreography) as a video file, so that `transfer`
     has a source on a machine with no footage: `dancenow transfer demo ...`."""
+    from dancenow.realtime.live.sources import DemoSource
     from dancenow.realtime.pose.choreography import PERIOD
-    from dancenow.realtime.sources import DemoSource
 
     demo = DemoSource(fps=fps, size=size)
     with VideoWriter(path, fps, size) as writer:

@@ -43,7 +43,7 @@ def test_overlay_draws_figures_without_touching_the_input():
 
 def test_camera_that_never_opens_is_a_clear_error():
     from dancenow.errors import DanceNowError
-    from dancenow.realtime.sources import CameraSource
+    from dancenow.realtime.live.sources import CameraSource
 
     src = CameraSource(57, retry=0.05)
     src.start()

@@ -338,7 +338,7 @@ def test_demo_checkpoint_round_trip(tmp_path):
 # --- bench engines (figures are for the bench command; here: it runs and reports every row) ------
 
 def test_bench_engines_reports_each_backend_against_eager(bundle, capsys):
-    from dancenow.export import bench
+    from dancenow.realtime.bench import engines as bench
 
     r = bench.run(bundle, iterations=2, threads=1)
     rows = {(row["backend"], row["precision"]): row for row in r["rows"]}

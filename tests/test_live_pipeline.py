@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from dancenow.realtime.pipeline import Pipeline, PipelineConfig
+from dancenow.realtime.live.pipeline import Pipeline, PipelineConfig
+from dancenow.realtime.live.presence import HOLD, LIVE, REST, RETURN
+from dancenow.realtime.live.sources import CameraSource, DemoSource, FileSource, PushSource, open_source
 from dancenow.realtime.pose import skeleton as sk
-from dancenow.realtime.presence import HOLD, LIVE, REST, RETURN
-from dancenow.realtime.sources import CameraSource, DemoSource, FileSource, PushSource, open_source
 
 from live_helpers import drain, make_bundle, tiny_engine, write_clip
 

@@ -69,7 +69,7 @@ def test_window_without_a_display_is_a_clear_error(bundle, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_bench_live_reports_every_figure(clip, bundle):
-    from dancenow.realtime import bench_live
+    from dancenow.realtime.bench import live as bench_live
 
     r = bench_live.run(clip, bundle, seconds=3, unpaced_seconds=2, naive_seconds=2)
     json.dumps(r)

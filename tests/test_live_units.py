@@ -8,13 +8,13 @@ import time
 
 import numpy as np
 
-from dancenow.realtime.compositor import compose
+from dancenow.realtime.live.compositor import compose
+from dancenow.realtime.live.presence import HOLD, LIVE, REST, RETURN, Presence, PresenceConfig
+from dancenow.realtime.live.slot import LatestSlot
+from dancenow.realtime.live.sources import DemoSource
+from dancenow.realtime.live.telemetry import Telemetry, stage_durations
 from dancenow.realtime.pose.choreography import pose_at
 from dancenow.realtime.pose.pose import Pose
-from dancenow.realtime.presence import HOLD, LIVE, REST, RETURN, Presence, PresenceConfig
-from dancenow.realtime.slot import LatestSlot
-from dancenow.realtime.sources import DemoSource
-from dancenow.realtime.telemetry import Telemetry, stage_durations
 
 
 def test_presence_holds_eases_to_rest_and_returns_smoothly():

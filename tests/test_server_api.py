@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from dancenow.errors import DanceNowError
-from dancenow.realtime import pixelstamp
-from dancenow.realtime.server import SECURITY_HEADERS, ServeConfig, Server
+from dancenow.realtime.live import pixelstamp
+from dancenow.realtime.serve.server import SECURITY_HEADERS, ServeConfig, Server
 
 TOKEN = "test-token-0123456789"
 

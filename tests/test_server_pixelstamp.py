@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from dancenow.realtime import pixelstamp
+from dancenow.realtime.live import pixelstamp
 
 
 def test_roundtrip_exact() -> None:

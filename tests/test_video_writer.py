@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dancenow.errors import DanceNowError
-from dancenow.realtime.video_writer import VideoWriter
+from dancenow.realtime.media.writer import VideoWriter
 
 
 def _frames(path):

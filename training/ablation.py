@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from dancenow.engines.bundle import write_atomic
+from dancenow.files import write_atomic
 from dancenow.training.checkpoint import CHECKPOINT_NAME
 from dancenow.training.evaluate import ROW_NAMES, TABLE_HEADER, EvalConfig, evaluate, table_row
 from dancenow.training.profiles import Profile

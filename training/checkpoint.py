@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from dancenow.engines.bundle import write_atomic
 from dancenow.errors import DanceNowError
+from dancenow.files import write_atomic
 from dancenow.training.networks import FaceConfig, FaceGenerator, Generator, GeneratorConfig
 
 FORMAT = "dancenow-checkpoint-1"

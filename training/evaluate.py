@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dancenow.engines.bundle import write_atomic
 from dancenow.errors import DanceNowError
+from dancenow.files import write_atomic
 from dancenow.realtime.pose.face import with_face
 from dancenow.training import metrics as M
 from dancenow.training.prepare import TargetData, load_prepared

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dancenow.engines.bundle import sha256, write_atomic
 from dancenow.errors import DanceNowError
+from dancenow.files import sha256, write_atomic
 from dancenow.realtime.pose.face import face_box, face_crop_size
 from dancenow.realtime.pose.pose import Pose, load_track, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map

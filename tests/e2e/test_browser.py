@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dancenow.realtime.bench_web import launch, wait_for
-from dancenow.realtime.server import ServeConfig, ServerThread
+from dancenow.realtime.bench.web import launch, wait_for
+from dancenow.realtime.serve.server import ServeConfig, ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.data]
 TOKEN = "e2e-token-0123456789"

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dancenow.realtime.bench_web import launch, wait_for
+from dancenow.realtime.bench.web import launch, wait_for
 
 from footage import REPO
 

@@ -43,7 +43,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 
 from dancenow.errors import DanceNowError
-from dancenow.realtime.slot import LatestSlot
+from dancenow.realtime.live.slot import LatestSlot
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +278,8 @@ class Server:
         if cfg.target is None:
             raise DanceNowError("no target bundle given: pass --target BUNDLE")
         from dancenow.engines import load_engine
-        from dancenow.realtime.pipeline import Pipeline, PipelineConfig
-        from dancenow.realtime.sources import open_source
+        from dancenow.realtime.live.pipeline import Pipeline, PipelineConfig
+        from dancenow.realtime.live.sources import open_source
 
         loop = asyncio.get_running_loop()
         self.engine = await loop.run_in_executor(None, lambda: load_engine(cfg.target, backend=cfg.backend))
@@ -367,7 +367,7 @@ class Server:
                 assert self.relay is not None and self.track is not None
                 if role == "performer":
                     if self.push_source is None:
-                        from dancenow.realtime.sources import open_source
+                        from dancenow.realtime.live.sources import open_source
 
                         self.push_source = open_source("browser")
                     if self.push_source is not self.base_source:  # stopping the old source joins a thread
@@ -653,7 +653,7 @@ class ServerThread:
 def _check_source(source) -> None:
     """Fail at start-up on a camera that does not open at all (the pipeline opens the source only
     while someone watches; later losses are reconnected)."""
-    from dancenow.realtime.sources import CameraSource
+    from dancenow.realtime.live.sources import CameraSource
 
     if not isinstance(source, CameraSource) or source.running:
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dancenow.realtime.provenance import add_mark
+from dancenow.realtime.media.provenance import add_mark
 
 LAYOUTS = ("target", "side-by-side")
 

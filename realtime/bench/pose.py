@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dancenow.errors import DanceNowError
+from dancenow.realtime.bench.common import default_clip
 from dancenow.realtime.pose.filter import PoseFilter
 from dancenow.realtime.pose.normalize import Normalizer, fit_stats
 from dancenow.realtime.pose.renderer import render_label_map
@@ -29,14 +29,6 @@ SIDE = 640
 RENDER_SIZE = (256, 256)
 STAGES = ("decode", "track", "filter", "normalize", "render")
 TARGETS_MS = {"render": 3.0, "pose stage": 25.0}
-
-
-def default_clip() -> Path:
-    """Dancer A from ../shared/data (beside the repository)."""
-    clip = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clips" / "dancer_a_yellow_top_full_body.mp4"
-    if not clip.is_file():
-        raise DanceNowError(f"the default clip {clip} is not here: give a clip (`dancenow bench pose CLIP`)")
-    return clip
 
 
 def _baseline_ms(repeats: int = 30) -> float:
@@ -69,7 +61,7 @@ def _track_ms(images: list[tuple[np.ndarray, float]], threads: int) -> list[floa
 
 def run(clip: str | Path | None = None, frames: int | None = None) -> dict:
     """Per-stage median and p95 milliseconds (JSON-able)."""
-    clip = Path(clip) if clip else default_clip()
+    clip = default_clip(clip)
     baseline_before = _baseline_ms()
     times: dict[str, list[float]] = {s: [] for s in STAGES}
     filtered = []

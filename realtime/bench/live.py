@@ -23,12 +23,13 @@ import numpy as np
 
 from dancenow.engines import load_engine
 from dancenow.errors import DanceNowError
-from dancenow.realtime.pipeline import Pipeline, PipelineConfig, fit_into
+from dancenow.realtime.bench.common import Phase, default_clip
+from dancenow.realtime.live.pipeline import Pipeline, PipelineConfig, fit_into
+from dancenow.realtime.live.sources import FileSource
+from dancenow.realtime.live.telemetry import percentiles, stage_durations
 from dancenow.realtime.pose.filter import PoseFilter
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
-from dancenow.realtime.sources import FileSource
-from dancenow.realtime.telemetry import percentiles, stage_durations
 
 log = logging.getLogger(__name__)
 
@@ -36,58 +37,6 @@ CAMERA_FPS = 30.0
 # MediaPipe's own default, as a plain script gets it. Two threads measured slower in the naive loop
 # (6.5 against 7.7 fps): their spinning workers slow PyTorch's generator that runs right after.
 NAIVE_TRACKER_THREADS = 1
-DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "dancer_a_yellow_top_full_body.mp4"
-
-
-def default_clip() -> Path:
-    return DEFAULT_CLIP
-
-
-# --- process measures ---------------------------------------------------------------------------
-
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def _reset_peak() -> None:
-    """Reset VmHWM so each phase reports its own peak (Linux >= 4.0; harmless elsewhere)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _peak_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
-
-
-class _Phase:
-    """Wall time, CPU use and peak memory of one measured phase."""
-
-    def __enter__(self) -> _Phase:
-        _reset_peak()
-        self.t0, self.c0 = time.monotonic(), _cpu_seconds()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall = time.monotonic() - self.t0
-        self.cpu = _cpu_seconds() - self.c0
-        self.peak = _peak_mb()
-
-    def report(self) -> dict:
-        return {"wall_s": round(self.wall, 2), "cpu_cores": round(self.cpu / self.wall, 2) if self.wall else 0.0,
-                "peak_rss_mb": self.peak}
-
-
 def _drift(times: list[float], totals: list[float]) -> dict:
     """Total latency p50 at the start vs the end of the run (first/last minute, or thirds)."""
     if len(totals) < 6:
@@ -108,7 +57,7 @@ def _pipeline_run(clip: Path, engine, seconds: float, paced: bool, warmup: float
     src = FileSource(clip, paced=paced, loop=True, fps=CAMERA_FPS if paced else None)
     pipe = Pipeline(src, engine, PipelineConfig(mark=True))
     stamps: list[dict] = []
-    with _Phase() as phase:
+    with Phase() as phase:
         pipe.start()
         t_start = time.monotonic()
         t_measure = t_start + warmup
@@ -189,7 +138,7 @@ def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
     totals, per_stage, times = [], {}, []
     previous = np.zeros((*size, 3), np.uint8)
     flt = PoseFilter()
-    with PoseTracker(TrackerConfig(threads=NAIVE_TRACKER_THREADS)) as tracker, _Phase() as phase:
+    with PoseTracker(TrackerConfig(threads=NAIVE_TRACKER_THREADS)) as tracker, Phase() as phase:
         tracker.track(np.zeros((480, 640, 3), np.uint8), 0.0)  # warm-up, as the pipeline's
         t0 = time.monotonic()
         i, last_index, captured = 0, -1, 0
@@ -270,9 +219,7 @@ def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds:
     `seconds` (at least 10 s): throughput settles quickly, drift needs the long paced run.
     `threads`: the pipeline generator's intra-op threads (1: the tracker has the other core);
     the naive loop keeps PyTorch's default (every core), as a plain script would."""
-    clip = Path(clip) if clip else default_clip()
-    if not clip.is_file():
-        raise DanceNowError(f"clip {clip} not found: pass a video file (`dancenow bench live CLIP`)")
+    clip = default_clip(clip)
     short = max(10.0, seconds / 3)
     unpaced_seconds = unpaced_seconds or short
     naive_seconds = naive_seconds or short

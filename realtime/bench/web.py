@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dancenow.errors import DanceNowError
-from dancenow.realtime.server import ServeConfig, ServerThread
+from dancenow.realtime.serve.server import ServeConfig, ServerThread
 
 # ../shared/notes/webrtc-testing.md: loopback ICE needs --allow-loopback-in-peer-connection;
 # no --disable-features (it would replace Playwright's own list).

@@ -12,7 +12,7 @@ from collections import deque
 
 import numpy as np
 
-from dancenow.realtime.frame import STAGES
+from dancenow.realtime.live.frame import STAGES
 
 QUANTILES = (50, 95, 99)
 

@@ -26,19 +26,19 @@ import cv2
 import numpy as np
 
 from dancenow.errors import DanceNowError
-from dancenow.realtime import pixelstamp
-from dancenow.realtime.compositor import LAYOUTS, compose
-from dancenow.realtime.frame import LiveFrame
+from dancenow.realtime.live import pixelstamp
+from dancenow.realtime.live.compositor import LAYOUTS, compose
+from dancenow.realtime.live.frame import LiveFrame
+from dancenow.realtime.live.presence import Presence, PresenceConfig
+from dancenow.realtime.live.slot import LatestSlot
+from dancenow.realtime.live.sources import CapturedFrame, Source
+from dancenow.realtime.live.telemetry import Telemetry
 from dancenow.realtime.pose.face import with_face
 from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter
 from dancenow.realtime.pose.normalize import Normalizer, OnlineStats, PoseStats
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.realtime.pose.tracker import TrackerConfig
-from dancenow.realtime.presence import Presence, PresenceConfig
-from dancenow.realtime.slot import LatestSlot
-from dancenow.realtime.sources import CapturedFrame, Source
-from dancenow.realtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

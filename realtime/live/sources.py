@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.live.slot import LatestSlot
 from dancenow.realtime.pose.pose import Pose
-from dancenow.realtime.slot import LatestSlot
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Video files: one PyAV reader (pts timestamps), one writer, provenance marks."""
