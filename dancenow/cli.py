@@ -87,16 +87,16 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from dancenow.training.evaluate import evaluate, format_table
 
-    engine = None
+    target = None
     if (Path(a.run) / "manifest.json").is_file() or a.backend != "torch":
-        # A bundle (or a non-torch backend): the roof loads the engine, training never imports engines.
-        from dancenow.engines import load_engine
+        # A bundle (or a non-torch backend): the roof opens the Target, training never imports engines.
+        from dancenow.realtime.live.target import Target
 
         if not (Path(a.run) / "manifest.json").is_file():
             raise DanceNowError(f"--backend {a.backend} runs a target bundle, and {a.run} is not one: "
                                 f"export it first (`dancenow export {a.run}`) and evaluate the bundle")
-        engine = load_engine(a.run, backend=a.backend)
-    report = evaluate(a.run, a.data_dir, a.out, backend=a.backend, engine=engine)
+        target = Target.open(a.run, backend=a.backend, threads=None)
+    report = evaluate(a.run, a.data_dir, a.out, backend=a.backend, target=target)
     print(format_table(report))
 
 

@@ -15,11 +15,10 @@ import cv2
 import numpy as np
 
 from dancenow.errors import DanceNowError
-from dancenow.realtime.live.pipeline import Pipeline, PipelineConfig
-from dancenow.realtime.live.sources import open_source
-from dancenow.realtime.media import provenance
-from dancenow.realtime.media.writer import VideoWriter
-from dancenow.realtime.run import load, status_line
+from dancenow.realtime.live.pipeline import PipelineConfig
+from dancenow.realtime.live.show import open_show
+from dancenow.realtime.live.telemetry import PipelineStats
+from dancenow.realtime.run import status_line
 
 WINDOW = "DanceNow demo"
 HELP = "c recalibrate  t next target  r record  q quit"
@@ -32,12 +31,12 @@ def has_display() -> bool:
     return True
 
 
-def overlay(image: np.ndarray, stats: dict, recording: bool) -> np.ndarray:
+def overlay(image: np.ndarray, stats: PipelineStats, recording: bool) -> np.ndarray:
     """fps, total and per-stage p50 latency, and the key help, over the frame (returns a copy)."""
     img = image.copy()
-    lat = stats.get("latency_ms", {})
-    lines = [f"{stats.get('fps', 0):.1f} fps  total p50 {lat.get('total', {}).get('p50', 0):.0f} ms"]
-    stages = [f"{k} {v.get('p50', 0):.0f}" for k, v in lat.items() if k != "total" and isinstance(v, dict)]
+    total = stats.total()
+    lines = [f"{stats.fps:.1f} fps  total p50 {total.p50 if total else 0:.0f} ms"]
+    stages = [f"{k} {v.p50:.0f}" for k, v in stats.latency_ms.items() if k != "total"]
     if stages:
         lines.append(" ".join(stages) + " ms")
     lines.append(("REC  " if recording else "") + HELP)
@@ -55,47 +54,41 @@ def run_demo(source: str, bundles: list[Path], backend: str = "auto", record_dir
         raise DanceNowError("no display to open a window on: run `dancenow serve` and open http://127.0.0.1:8080 instead")
     if not bundles:
         raise DanceNowError("no target bundle given: pass --target BUNDLE (or none for the built-in demo target)")
-    engines = [load(bundles[0], backend)]
-    src = open_source(source)
-    pipeline = Pipeline(src, engines[0], PipelineConfig(layout="side-by-side"))
-    current, writer, after, writer_t0 = 0, None, 0, 0.0
+    show = open_show(source, bundles[0], PipelineConfig(layout="side-by-side"), backend=backend)
+    targets = [show.target]
+    current, after = 0, 0
     try:
-        pipeline.start()
-        src.check_ready()
+        show.start()
+        show.check_ready()
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
         while True:
-            got = pipeline.output.get(after, timeout=0.1)
-            if got is None and not pipeline.running:
+            got = show.next_frame(after)
+            if got is None and not show.running:
                 raise DanceNowError(f"the source {source!r} stopped: check the camera (or pass --source FILE)")
             if got is not None:
                 after, frame = got
-                if writer is not None:
-                    writer.write(frame.image, time.monotonic() - writer_t0)
-                cv2.imshow(WINDOW, cv2.cvtColor(overlay(frame.image, pipeline.stats(), writer is not None), cv2.COLOR_RGB2BGR))
+                cv2.imshow(WINDOW, cv2.cvtColor(overlay(frame.image, show.stats(), show.recorder is not None),
+                                                cv2.COLOR_RGB2BGR))
             key = cv2.waitKey(1) & 0xFF
             if key in (ord("q"), 27):
                 break
             if key == ord("c"):
-                pipeline.recalibrate()
+                show.recalibrate()
             elif key == ord("t") and len(bundles) > 1:
                 current = (current + 1) % len(bundles)
-                if current >= len(engines):
-                    engines.append(load(bundles[current], backend))
-                pipeline.set_engine(engines[current])
+                if current >= len(targets):
+                    targets.append(show.switch_target(bundles[current]))
+                else:
+                    show.switch_target(targets[current])
             elif key == ord("r"):
-                if writer is None and got is not None:
+                if show.recorder is None:
                     path = record_dir / time.strftime("dancenow-%Y%m%d-%H%M%S.mp4")
-                    name = getattr(engines[current].manifest, "name", "target")
-                    writer, writer_t0 = VideoWriter(path, 30.0, frame.image.shape[:2], provenance.metadata(name), live=True), time.monotonic()
+                    show.record(path)
                     print(f"recording to {path}", file=sys.stderr)
-                elif writer is not None:
-                    writer.close()
+                else:
+                    writer = show.stop_recording()
                     print(f"saved {writer.path} ({writer.frames} frames)", file=sys.stderr)
-                    writer = None
     finally:
-        print(status_line(pipeline.stats()), file=sys.stderr)
-        pipeline.stop()
-        src.close()
-        if writer is not None:
-            writer.close()
+        print(status_line(show.stats()), file=sys.stderr)
+        show.close()
         cv2.destroyAllWindows()

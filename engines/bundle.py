@@ -13,9 +13,11 @@ from pathlib import Path
 
 from dancenow.errors import DanceNowError
 from dancenow.files import sha256, write_atomic
+from dancenow.schema import parse, read_json
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+FIX = "re-export the bundle with this version's `export-engine`"
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Manifest:
     renderer: dict = field(default_factory=dict)  # RenderConfig.to_dict()
     pose_stats: dict | None = None  # the target's normalization statistics
     training: dict = field(default_factory=dict)  # steps, data, losses, duration
-    artifacts: dict = field(default_factory=dict)  # relative path -> {"sha256", "kind", "precision", ...}
+    artifacts: dict[str, dict] = field(default_factory=dict)  # relative path -> {"sha256", "kind", "precision", ...}
     export: dict = field(default_factory=dict)  # checkpoint_sha256, tool versions, parity figures
     schema_version: int = SCHEMA_VERSION
 
@@ -40,12 +42,23 @@ class Manifest:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Manifest:
-        d = dict(d)
-        d["resolution"] = tuple(int(v) for v in d["resolution"])
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+    def from_dict(cls, d: dict, where: str = MANIFEST) -> Manifest:
+        """Every field type-checked; unknown fields refused (a bundle from a newer version says so)."""
+        return parse(cls, d, where, FIX)
 
 
+def artifact_path(bundle: Path, rel: str) -> Path:
+    """`bundle / rel`, refused unless it stays inside the bundle: no absolute paths, no `..`, no
+    symbolic links (a bundle from a stranger must not make us read or hash files elsewhere)."""
+    parts = Path(rel).parts
+    if not rel or Path(rel).is_absolute() or ".." in parts or "\\" in rel:
+        raise DanceNowError(f"{bundle}/{MANIFEST} names artifact {rel!r} outside the bundle: "
+                            "artifacts are plain file names inside the bundle folder; re-export it")
+    path = bundle / rel
+    for i in range(1, len(parts) + 1):
+        if (bundle.joinpath(*parts[:i])).is_symlink():
+            raise DanceNowError(f"{path} is a symbolic link: a bundle holds its own files; re-export it")
+    return path
 
 
 def write_manifest(bundle: str | os.PathLike, manifest: Manifest) -> Path:
@@ -70,20 +83,16 @@ def read_manifest(bundle: str | os.PathLike, verify: bool = True) -> Manifest:
         raise DanceNowError(f"target bundle {bundle} is not a folder: pass the folder that export-engine wrote")
     if not path.is_file():
         raise DanceNowError(f"{bundle} has no {MANIFEST}: it is not a target bundle; run `export-engine RUN_DIR --out {bundle}`")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DanceNowError(f"{path} is not valid JSON ({e}); re-export the bundle with `export-engine`") from None
+    raw = read_json(path, "bundle manifest", FIX)
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version != SCHEMA_VERSION:
         raise DanceNowError(
             f"{path} has schema version {version!r}, this DanceNow reads version {SCHEMA_VERSION}: "
             "re-export the bundle with this version's `export-engine`"
         )
-    try:
-        manifest = Manifest.from_dict(raw)
-    except (KeyError, TypeError, ValueError) as e:
-        raise DanceNowError(f"{path} is missing required fields ({e}); re-export the bundle") from None
+    manifest = Manifest.from_dict(raw, str(path))
+    for rel in manifest.artifacts:
+        artifact_path(bundle, rel)
     if verify:
         verify_artifacts(bundle, manifest)
     return manifest
@@ -92,7 +101,7 @@ def read_manifest(bundle: str | os.PathLike, verify: bool = True) -> Manifest:
 def verify_artifacts(bundle: Path, manifest: Manifest, only: list[str] | None = None) -> None:
     for rel in only or list(manifest.artifacts):
         entry = manifest.artifacts[rel]
-        p = bundle / rel
+        p = artifact_path(bundle, rel)
         if not p.is_file():
             raise DanceNowError(f"bundle {bundle} lists {rel} but the file is missing: re-export the bundle")
         if sha256(p) != entry.get("sha256"):

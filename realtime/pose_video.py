@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+import time
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.media.reader import iter_frames, video_info
 from dancenow.realtime.media.writer import VideoWriter
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter
@@ -34,63 +34,21 @@ from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 log = logging.getLogger(__name__)
 
 
-# --- reading --------------------------------------------------------------------------------------
-
-def open_video(path: str | Path) -> av.container.InputContainer:
-    """An opened video file with a video stream, or a one-line DanceNowError saying what is wrong."""
-    path = Path(path)
-    if not path.is_file():
-        raise DanceNowError(f"{path}: no such file: give the path of a video file (or camera:N)")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise DanceNowError(f"{path} is not a video ({type(e).__name__}): give an .mp4/.mov/.avi/.webm file") from None
-    if not container.streams.video:
-        container.close()
-        raise DanceNowError(f"{path} has no video stream: give a video file")
-    return container
-
-
-def video_rate(container: av.container.InputContainer) -> Fraction:
-    stream = container.streams.video[0]
-    return Fraction(stream.average_rate or stream.guessed_rate or 30)
-
-
-def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[np.ndarray, float]]:
-    """RGB uint8 frames of a video file with their timestamps (frame index / rate, monotonic).
-
-    A file damaged part-way ends the iteration with a warning; one that yields nothing raises.
-    """
-    with open_video(path) as container:
-        rate = video_rate(container)
-        n = 0
-        try:
-            for frame in container.decode(video=0):
-                if max_frames is not None and n >= max_frames:
-                    break
-                yield frame.to_ndarray(format="rgb24"), n / float(rate)
-                n += 1
-        except av.error.FFmpegError as e:
-            if not n:
-                raise DanceNowError(f"{path} could not be decoded ({type(e).__name__}): the file is damaged") from None
-            log.warning("%s: decoding stopped after %d frames (%s)", path, n, e)
-        if not n:
-            raise DanceNowError(f"{path} has no frames: give a video with at least one frame")
-
+# --- tracking -------------------------------------------------------------------------------------
 
 def track_video(path: str | Path, holistic: bool = False, filter_config: OneEuroConfig | None = None,
                 progress: bool = True) -> tuple[list[Pose], list[Pose], Fraction]:
     """Every frame's raw and filtered pose, and the frame rate (one pass, video mode)."""
-    with open_video(path) as c:
-        rate, total = video_rate(c), c.streams.video[0].frames or None
+    info = video_info(path)
+    rate, total = info.rate, info.frames or None
     raw, smooth = [], []
     pose_filter = PoseFilter(filter_config)
     frames = iter_frames(path)
     first = next(frames)  # a video without frames fails here, before anything starts
     with PoseTracker(TrackerConfig(holistic=holistic)) as tracker:
-        for image, t in tqdm(itertools.chain([first], frames), total=total, desc="tracking", unit="frame",
-                             disable=not progress):
-            pose = tracker.track(image, t)
+        for f in tqdm(itertools.chain([first], frames), total=total, desc="tracking", unit="frame",
+                      disable=not progress):
+            pose = tracker.track(f.image, f.time)
             raw.append(pose)
             smooth.append(pose_filter.apply(pose))
     return raw, smooth, rate
@@ -166,11 +124,11 @@ def pose_video(input: str | Path, out: str | Path, holistic: bool = False,
     writer = VideoWriter(out, rate)
     try:
         frames = iter_frames(input, max_frames=len(raw))
-        for (image, _), pose, filtered in tqdm(zip(frames, raw, smooth, strict=False), total=len(raw),
+        for f, pose, filtered in tqdm(zip(frames, raw, smooth, strict=False), total=len(raw),
                                                desc="writing", unit="frame"):
-            size = label_size or image.shape[:2]
+            size = label_size or f.image.shape[:2]
             norm = normalizer.apply(filtered) if normalizer else filtered
-            writer.write(side_by_side(draw_landmarks(image, pose), render_label_map(norm, size)))
+            writer.write(side_by_side(draw_landmarks(f.image, pose), render_label_map(norm, size)))
     except BaseException:
         writer.abort()
         raise
@@ -182,34 +140,33 @@ def pose_video(input: str | Path, out: str | Path, holistic: bool = False,
 
 def _pose_camera(index: int, out: Path, holistic: bool, label_size: tuple[int, int] | None) -> Path:
     """Camera until Ctrl-C; normalization calibrates from a running window as the performer moves."""
-    cap = cv2.VideoCapture(index)
-    if not cap.isOpened():
-        raise DanceNowError(f"camera {index} cannot be opened: check that it exists (ls /dev/video*) and is free")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    writer = VideoWriter(out, Fraction(fps).limit_denominator(1001))
+    from dancenow.realtime.live.sources import CameraSource
+
+    camera = CameraSource(index)
+    writer = VideoWriter(out, 30, live=True)
     online, pose_filter = OnlineStats(), PoseFilter()
+    after, t0 = 0, time.monotonic()
     try:
+        camera.start()
+        camera.check_ready()
         with PoseTracker(TrackerConfig(holistic=holistic)) as tracker, tqdm(desc="camera", unit="frame") as bar:
-            t0 = None
             while True:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                now = cv2.getTickCount() / cv2.getTickFrequency()
-                t0 = now if t0 is None else t0
-                pose = tracker.track(image, now - t0)
+                got = camera.frames.get(after, timeout=1.0)
+                if got is None:
+                    continue
+                after, cf = got
+                pose = tracker.track(cf.image, cf.clock)
                 filtered = pose_filter.apply(pose)
                 online.update(filtered)
                 stats = online.stats()
                 norm = Normalizer(stats, stats).apply(filtered) if stats is not None else filtered
-                writer.write(side_by_side(draw_landmarks(image, pose),
-                                          render_label_map(norm, label_size or image.shape[:2])))
+                writer.write(side_by_side(draw_landmarks(cf.image, pose),
+                                          render_label_map(norm, label_size or cf.image.shape[:2])), cf.timestamp - t0)
                 bar.update()
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a camera recording ends
     finally:
-        cap.release()
+        camera.close()
     if writer.close() is None:
         raise DanceNowError(f"camera {index} gave no frames: check that it is not in use by another program")
     return out

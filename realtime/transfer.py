@@ -16,18 +16,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dancenow.engines import load_engine
-from dancenow.engines.bundle import MANIFEST
 from dancenow.errors import DanceNowError
-from dancenow.files import sha256
 from dancenow.realtime.live.compositor import compose
-from dancenow.realtime.media.provenance import metadata
+from dancenow.realtime.live.target import Target
+from dancenow.realtime.media.reader import iter_frames, open_video, video_info
 from dancenow.realtime.media.writer import VideoWriter
-from dancenow.realtime.pose.face import with_face
-from dancenow.realtime.pose.normalize import Normalizer, PoseStats, fit_stats
+from dancenow.realtime.pose.normalize import Normalizer, fit_stats
 from dancenow.realtime.pose.pose import Pose, save_track
-from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
-from dancenow.realtime.pose_video import open_video, track_video
+from dancenow.realtime.pose.renderer import render_label_map
+from dancenow.realtime.pose_video import track_video
 
 log = logging.getLogger(__name__)
 
@@ -59,60 +56,48 @@ def smooth_track(poses: list[Pose], window: int = 5) -> list[Pose]:
     return [p.copy(points=smoothed[i], confidence=conf[i], detected=True) for i, p in enumerate(filled)]
 
 
-def transfer(source: str | Path, bundle: str | Path, out: str | Path, config: TransferConfig = TransferConfig()) -> Path:
+def transfer(source: str | Path, bundle: str | Path | Target, out: str | Path, config: TransferConfig = TransferConfig()) -> Path:
     """Write `out`: the target performing `source`; the pose track goes beside it (.poses.jsonl)."""
-    source, bundle, out = Path(source), Path(bundle), Path(out)
-    engine = load_engine(bundle, backend=config.backend)
-    manifest = engine.manifest
-    h, w = manifest.resolution
-    if not manifest.pose_stats:
-        raise DanceNowError(f"bundle {bundle} has no target pose statistics: re-export it from a prepared target")
-    target_stats = PoseStats.from_dict(manifest.pose_stats)
-    render_cfg = RenderConfig.from_dict(manifest.renderer or {})
+    source, out = Path(source), Path(out)
+    target = bundle if isinstance(bundle, Target) else Target.open(bundle, backend=config.backend, threads=None)
+    h, w = target.resolution
+    if target.pose_stats is None:
+        raise DanceNowError(f"bundle {target.bundle} has no target pose statistics: re-export it from a prepared target")
 
     raw, _, rate = track_video(source, config.holistic)
     poses = smooth_track(raw, config.smooth_window)
-    normalizer = Normalizer(fit_stats(poses), target_stats)
+    normalizer = Normalizer(fit_stats(poses), target.pose_stats)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_track(raw, out.with_suffix(".poses.jsonl"))
 
-    meta = metadata(manifest.name, sha256(bundle / MANIFEST))
+    info = video_info(source)
+    # Every stream must exist before the first packet is written: size the video from a probe.
+    blank = target.blank()
+    size = compose(config.layout, blank, np.zeros((*info.size, 3), np.uint8), blank, mark=False).shape[:2]
+    previous = blank
+    picks = set(np.linspace(0, len(poses) - 1, config.strip_frames + 2).round().astype(int)[1:-1].tolist())
+    rows: list[np.ndarray] = []
     with open_video(source) as inp:
-        vin = inp.streams.video[0]
         ain = inp.streams.audio[0] if inp.streams.audio else None
-        # Every stream must exist before the first packet is written: size the video from a probe.
-        blank = np.zeros((h, w, 3), dtype=np.uint8)
-        performer_blank = np.zeros((vin.codec_context.height, vin.codec_context.width, 3), np.uint8)
-        size = compose(config.layout, blank, performer_blank, blank, mark=False).shape[:2]
-        writer = VideoWriter(out, rate, size, meta, audio_template=ain)
-        previous = np.zeros((h, w, 3), dtype=np.uint8)
-        i = 0
-        picks = set(np.linspace(0, len(poses) - 1, config.strip_frames + 2).round().astype(int)[1:-1].tolist())
-        rows: list[np.ndarray] = []
-        streams = [vin] + ([ain] if ain is not None else [])
+        writer = VideoWriter(out, rate, size, target.provenance(), audio_template=ain)
         try:
-            with tqdm(total=len(poses), desc="generating", unit="frame") as bar:
-                for packet in inp.demux(streams):
-                    if packet.stream is ain:
-                        writer.mux_audio(packet)
-                        continue
-                    for frame in packet.decode():
-                        if i >= len(poses):
-                            break
-                        pose = normalizer.apply(poses[i])
-                        label = render_label_map(pose, (h, w), render_cfg)
-                        generated = engine.generate(label, previous)
-                        previous = generated
-                        generated = with_face(engine, generated, label, pose)
-                        performer = frame.to_ndarray(format="rgb24")
-                        writer.write(compose(config.layout, generated, performer, label, mark=config.mark))
-                        if config.strip and i in picks:
-                            rows.append(compose("side-by-side", generated, performer, label, mark=config.mark))
-                        i += 1
-                        bar.update(1)
+            for f in tqdm(iter_frames(source, max_frames=len(poses)), total=len(poses), desc="generating",
+                          unit="frame"):
+                pose = normalizer.apply(poses[f.index])
+                label = render_label_map(pose, (h, w), target.render)
+                generated = target.generate(label, previous)
+                previous = generated
+                generated = target.with_face(generated, label, pose)
+                writer.write(compose(config.layout, generated, f.image, label, mark=config.mark))
+                if config.strip and f.index in picks:
+                    rows.append(compose("side-by-side", generated, f.image, label, mark=config.mark))
+            if ain is not None:  # copied untouched; the muxer interleaves it with the video
+                for packet in inp.demux(ain):
+                    writer.mux_audio(packet)
         except BaseException:
             writer.abort()
             raise
+        i = writer.frames
         writer.close()
     log.info("wrote %s (%d frames at %s fps)", out, i, rate)
     if config.strip:

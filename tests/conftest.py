@@ -89,15 +89,11 @@ def live_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return bundle
     import torch
 
+    from dancenow.export.exporter import ExportConfig, export
     from dancenow.realtime.pose.renderer import RenderConfig
     from dancenow.training.checkpoint import save_checkpoint
     from dancenow.training.networks import Generator
-
-    try:
-        from dancenow.export.exporter import ExportConfig, export
-        from dancenow.training.profiles import cpu_realtime
-    except ImportError as e:
-        pytest.skip(f"no exporter or profiles yet ({e})")
+    from dancenow.training.profiles import cpu_realtime
 
     profile = cpu_realtime()
     torch.manual_seed(0)

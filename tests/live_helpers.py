@@ -3,12 +3,16 @@ fast to make, independent of the demo checkpoint) loaded by the real `load_engin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pathlib import Path
 
 import numpy as np
 
-from dancenow.engines.base import Engine
 from dancenow.engines.bundle import Manifest, write_manifest
+
+if TYPE_CHECKING:
+    from dancenow.realtime.live.target import Target
 
 SIZE = (256, 192)
 
@@ -44,10 +48,10 @@ def make_bundle(out: Path, size: tuple[int, int] = SIZE, seed: int = 0) -> Path:
     return out
 
 
-def tiny_engine(bundle: Path, threads: int = 1) -> Engine:
-    from dancenow.engines import load_engine
+def tiny_target(bundle: Path, threads: int = 1) -> Target:
+    from dancenow.realtime.live.target import Target
 
-    return load_engine(bundle, backend="onnxruntime", threads=threads)
+    return Target.open(bundle, backend="onnxruntime", threads=threads)
 
 
 def write_clip(src: Path, out: Path, frames: int, start: int = 0, black: tuple[int, int] | None = None,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from dancenow.realtime.media.reader import iter_frames
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
-from dancenow.realtime.pose_video import iter_frames
 
 WINDOW = 60  # consecutive frames tracked per clip (the street clip: all of it)
 
@@ -19,4 +19,4 @@ WINDOW = 60  # consecutive frames tracked per clip (the street clip: all of it)
 @cache
 def track(clip: Path, frames: int | None = WINDOW) -> tuple[Pose, ...]:
     with PoseTracker(TrackerConfig()) as tracker:
-        return tuple(tracker.track(image, t) for image, t in iter_frames(clip, max_frames=frames))
+        return tuple(tracker.track(f.image, f.time) for f in iter_frames(clip, max_frames=frames))

@@ -36,7 +36,12 @@ def test_unreadable_video_through_a_real_shell(tmp_path):
 
 def test_overlay_draws_figures_without_touching_the_input():
     img = np.full((256, 576, 3), 128, np.uint8)
-    stats = {"fps": 29.5, "latency_ms": {"total": {"p50": 41.0}, "generate": {"p50": 12.0}}}
+    from dancenow.realtime.live.telemetry import Calibration, Latency, PipelineStats
+
+    stats = PipelineStats(running=True, fps=29.5, frames=10, frames_in=10, dropped=0, output_dropped=0,
+                          latency_ms={"total": Latency(41.0, 50.0, 60.0), "generate": Latency(12.0, 13.0, 14.0)},
+                          backend="openvino", device="cpu", precision="bf16", target="demo", resolution=(256, 192),
+                          layout="side-by-side", calibration=Calibration("gathering", 0, 10))
     out = overlay(img, stats, recording=True)
     assert (img == 128).all() and (out != 128).any()
 

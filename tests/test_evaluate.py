@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -107,8 +108,9 @@ def test_bad_inputs_fail_with_a_clear_error(tiny, tmp_path):
         E.evaluate(run, tmp_path, tmp_path)
     eng = _Recorder()
     eng.resolution = (128, 64)
+    target = SimpleNamespace(engine=eng, training={}, bundle=tmp_path / "bundle")  # what evaluate reads of a Target
     with pytest.raises(DanceNowError, match="trained on"):
-        E.evaluate(run, data, tmp_path, engine=eng)
+        E.evaluate(run, data, tmp_path, target=target)
 
 
 def test_ablation_trains_three_variants_at_equal_steps_and_tabulates_them(tiny, tmp_path):

@@ -14,14 +14,14 @@ from dancenow.realtime.live.presence import HOLD, LIVE, REST, RETURN
 from dancenow.realtime.live.sources import CameraSource, DemoSource, FileSource, PushSource, open_source
 from dancenow.realtime.pose import skeleton as sk
 
-from live_helpers import drain, make_bundle, tiny_engine, write_clip
+from live_helpers import drain, make_bundle, tiny_target, write_clip
 
 pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    return tiny_engine(make_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
+def target(tmp_path_factory):
+    return tiny_target(make_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -29,29 +29,29 @@ def short_clip(dancer_a, tmp_path_factory):
     return write_clip(dancer_a, tmp_path_factory.mktemp("clips") / "short.mp4", frames=24, start=20)
 
 
-def test_lossless_file_outputs_every_frame_in_order(short_clip, engine):
+def test_lossless_file_outputs_every_frame_in_order(short_clip, target):
     src = FileSource(short_clip, paced=False)
-    with Pipeline(src, engine) as p:
+    with Pipeline(src, target) as p:
         frames = drain(p)
         stats = p.stats()
     assert [f.seq for f in frames] == list(range(1, 25))
-    assert all(f.image.shape == (*engine.resolution, 3) for f in frames)
+    assert all(f.image.shape == (*target.resolution, 3) for f in frames)
     assert all(f.pose is not None and f.pose.detected for f in frames)  # a real dancer, tracked
     # the performer's label maps differ frame to frame (real motion reached the generator)
     assert sum(not np.array_equal(a.label_map, b.label_map) for a, b in zip(frames, frames[1:], strict=False)) >= 20
-    assert stats["frames"] == 24 and stats["dropped"] == 0
+    assert stats.frames == 24 and stats.dropped == 0
     for stage in ("track", "render", "generate", "total"):
-        assert stats["latency_ms"][stage]["p50"] > 0
+        assert stats.latency_ms[stage].p50 > 0
     # stamps are in stage order for every frame
     for f in frames:
         ts = list(f.stamps.values())
         assert ts == sorted(ts)
 
 
-def test_side_by_side_layout(short_clip, engine):
-    with Pipeline(FileSource(short_clip, paced=False), engine, PipelineConfig(layout="side-by-side")) as p:
+def test_side_by_side_layout(short_clip, target):
+    with Pipeline(FileSource(short_clip, paced=False), target, PipelineConfig(layout="side-by-side")) as p:
         frames = drain(p)
-    h, w = engine.resolution
+    h, w = target.resolution
     img = frames[0].image
     assert img.shape[0] == h and img.shape[1] > 2 * w  # performer | pose | target
     assert np.array_equal(img[:, -w:][: h // 2], frames[0].generated[: h // 2])  # target panel (mark at the bottom)
@@ -62,9 +62,9 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def test_slow_consumer_drops_instead_of_growing(engine):
+def test_slow_consumer_drops_instead_of_growing(target):
     src = DemoSource(fps=30)
-    with Pipeline(src, engine) as p:
+    with Pipeline(src, target) as p:
         after, ages, rss, reads = 0, [], [], 0
         t0 = time.monotonic()
         while time.monotonic() - t0 < 12.0:
@@ -77,21 +77,21 @@ def test_slow_consumer_drops_instead_of_growing(engine):
             time.sleep(1.0)  # a consumer slower than the pipeline
         stats = p.stats()
     # every frame the consumer did not read was dropped by the slot, none queued for it
-    assert stats["output_dropped"] >= 1, stats
-    assert abs(stats["frames"] - reads - stats["output_dropped"]) <= 2, (stats["frames"], reads, stats)
+    assert stats.output_dropped >= 1, stats
+    assert abs(stats.frames - reads - stats.output_dropped) <= 2, (stats.frames, reads, stats)
     # the source (30 fps) outran the pipeline too: dropped upstream, not queued
-    assert stats["dropped"] > 0
+    assert stats.dropped > 0
     # what the consumer read was fresh: the age of frames does not creep up over the run
     third = len(ages) // 3
     assert np.mean(ages[-third:]) < np.mean(ages[:third]) + 0.5, ages
     assert rss[-1] - rss[2] < 25, f"memory grew: {rss[2]:.0f} -> {rss[-1]:.0f} MB"
 
 
-def test_camera_that_disappears_is_reconnected(short_clip, tmp_path, engine):
+def test_camera_that_disappears_is_reconnected(short_clip, tmp_path, target):
     dev = tmp_path / "camera.mp4"
     shutil.copy(short_clip, dev)
     src = CameraSource(str(dev), max_fps=30, retry=0.05, max_retry=0.2)
-    with Pipeline(src, engine) as p:
+    with Pipeline(src, target) as p:
         assert p.output.get(0, timeout=20) is not None
         os.rename(dev, tmp_path / "unplugged.mp4")  # the device goes away
         deadline = time.monotonic() + 10
@@ -115,10 +115,10 @@ def test_camera_that_disappears_is_reconnected(short_clip, tmp_path, engine):
         assert p.running
 
 
-def test_black_gap_holds_then_rests_then_resumes(dancer_a, tmp_path, engine):
+def test_black_gap_holds_then_rests_then_resumes(dancer_a, tmp_path, target):
     # 16 fps: 16 real frames, 2.5 s of black, 16 real frames
     clip = write_clip(dancer_a, tmp_path / "gap.mp4", frames=32, start=40, black=(16, 56))
-    with Pipeline(FileSource(clip, paced=False), engine) as p:
+    with Pipeline(FileSource(clip, paced=False), target) as p:
         frames = drain(p)
     assert [f.seq for f in frames] == list(range(1, 73))
     states = [f.state for f in frames]
@@ -142,9 +142,9 @@ def test_black_gap_holds_then_rests_then_resumes(dancer_a, tmp_path, engine):
     assert direct > 5 and max(steps) < 0.6 * direct, (direct, steps)
 
 
-def test_switch_source_and_engine_live(engine):
+def test_switch_source_and_engine_live(target):
     push = PushSource()
-    with Pipeline(DemoSource(), engine) as p:
+    with Pipeline(DemoSource(), target) as p:
         assert p.output.get(0, timeout=20) is not None
         p.set_source(push)
         img = np.full((240, 320, 3), 255, np.uint8)  # nobody in view
@@ -158,7 +158,7 @@ def test_switch_source_and_engine_live(engine):
                 if f.pose is not None and f.pose.frame_size == (240, 320):
                     pushed = f
         assert pushed is not None and not pushed.pose.detected  # the pushed frames went through
-        p.set_engine(engine)  # switching the target keeps the stream going
+        p.set_target(target)  # switching the target keeps the stream going
         push.push(img, time.monotonic())
         assert p.output.get(p.output.seq, timeout=10) is not None
     p.stop()  # idempotent
@@ -178,11 +178,11 @@ def test_open_source_errors_are_clear(tmp_path):
         open_source(str(bad))
 
 
-class _FlakyEngine:
-    """The real engine, failing once on its 4th call (a transient runtime error)."""
+class _FlakyTarget:
+    """The real target, failing once on its 4th call (a transient runtime error)."""
 
-    def __init__(self, engine) -> None:
-        self._engine, self.calls = engine, 0
+    def __init__(self, target) -> None:
+        self._engine, self.calls = target, 0
 
     def __getattr__(self, name):
         return getattr(self._engine, name)
@@ -194,8 +194,8 @@ class _FlakyEngine:
         return self._engine.generate(label_map, previous)
 
 
-def test_a_failing_stage_is_restarted_not_frozen(engine):
-    flaky = _FlakyEngine(engine)
+def test_a_failing_stage_is_restarted_not_frozen(target):
+    flaky = _FlakyTarget(target)
     with Pipeline(DemoSource(), flaky) as p:
         after, seen = 0, 0
         deadline = time.monotonic() + 30
@@ -205,4 +205,4 @@ def test_a_failing_stage_is_restarted_not_frozen(engine):
                 after, seen = got[0], seen + 1
         stats = p.stats()
     assert seen >= 6 and flaky.calls > 4
-    assert any("transient failure" in e for e in stats["errors"])
+    assert any("transient failure" in e for e in stats.errors)

@@ -47,7 +47,7 @@ def test_calibrate_then_run_reuses_the_file(clip, bundle, tmp_path, capsys):
     from dancenow.realtime.run import run
 
     result = run(str(clip), bundle, seconds=2, calibration=cal)
-    assert result["calibration"]["state"] == "file" and result["frames"] > 0
+    assert result.calibration.state == "file" and result.frames > 0
 
 
 def test_bad_arguments_are_one_line_errors(bundle, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -52,10 +53,10 @@ def test_stage_durations_and_stats_are_json():
         t.record({"capture": base, "pose_in": base + 0.001, "track": base + 0.016, "render": base + 0.018,
                   "gen_in": base + 0.019, "generate": base + 0.04, "face": base + 0.041, "output": base + 0.042})
     lat = t.latency()
-    assert lat["total"]["p50"] == 42.0 and lat["track"]["p99"] == 15.0
+    assert lat["total"].p50 == 42.0 and lat["track"].p99 == 15.0
     assert abs(t.fps() - 30.0) < 0.5
     assert len(t._stages["total"]) == 10  # bounded window
-    json.dumps(lat)
+    json.dumps({k: dataclasses.asdict(v) for k, v in lat.items()})
     assert stage_durations({"capture": 1.0, "output": 1.5}) == {"output": 0.5, "total": 0.5}
 
 

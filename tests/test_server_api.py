@@ -15,7 +15,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from dancenow.errors import DanceNowError
 from dancenow.realtime.live import pixelstamp
-from dancenow.realtime.serve.server import SECURITY_HEADERS, ServeConfig, Server
+from dancenow.realtime.serve.http import SECURITY_HEADERS
+from dancenow.realtime.serve.server import ServeConfig, Server
 
 TOKEN = "test-token-0123456789"
 
@@ -144,7 +145,7 @@ def test_viewers_get_stamped_vp8_frames_cap_and_cleanup(live_bundle: Path) -> No
             # the last viewer closes its connection (DTLS close): the pipeline stops, tasks go back to idle
             await pc2.close()
             await _until(lambda: not server.peers and server.task_count() <= idle, 2.0)
-            assert server.track is None and not server.pipeline.running
+            assert server.track is None and not server.show.running
         finally:
             await client.close()
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.media.reader import iter_frames
 from dancenow.realtime.pose.skeleton import LEFT_HIP, NUM_POINTS, RIGHT_HIP
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
-from dancenow.realtime.pose_video import iter_frames
 
 from footage import CLIPS, STILLS, STREET
 from pose_tracks import WINDOW, track
@@ -38,7 +38,7 @@ def test_person_found_in_95_percent_of_frames(name):
     assert rate >= 0.95, f"{name}: person found in {rate:.1%} of frames"
     first = next(p for p in poses if p.detected)
     h, w = first.frame_size
-    image, _ = next(iter_frames(clip))
+    image = next(iter_frames(clip)).image
     assert (h, w) == image.shape[:2]  # points are in the input frame's pixels
     box = first.bbox()
     assert 0 <= box[0] < box[2] <= w * 1.05 and 0 <= box[1] < box[3] <= h * 1.05
@@ -56,7 +56,7 @@ def test_street_track_stays_on_one_person():
 
 def test_guard_rejects_a_jump_to_someone_elsewhere(dancer_a):
     """A person who suddenly appears far away is not the tracked one until the relock delay."""
-    image, _ = next(iter_frames(dancer_a))
+    image = next(iter_frames(dancer_a)).image
     h, w = image.shape[:2]
     canvas = np.full((h, 3 * w, 3), 255, np.uint8)
     left, right = canvas.copy(), canvas.copy()
@@ -73,7 +73,7 @@ def test_guard_rejects_a_jump_to_someone_elsewhere(dancer_a):
 
 
 def test_black_frame_and_empty_scene_are_not_detected(dancer_a):
-    image, _ = next(iter_frames(dancer_a))
+    image = next(iter_frames(dancer_a)).image
     empty = np.ascontiguousarray(image[:40].repeat(image.shape[0] // 40, axis=0))  # wall only
     with PoseTracker() as tracker:
         black = tracker.track(np.zeros((480, 640, 3), np.uint8), 0.0)

@@ -20,7 +20,7 @@ import numpy as np
 
 from dancenow.errors import DanceNowError
 from dancenow.files import write_atomic
-from dancenow.realtime.pose.face import with_face
+from dancenow.realtime.pose.face import face_box, paste_face
 from dancenow.training import metrics as M
 from dancenow.training.prepare import TargetData, load_prepared
 
@@ -77,7 +77,8 @@ def generate_holdout(engine, data: TargetData, temporal: bool = True) -> tuple[n
         frame = engine.generate(label, previous if temporal else black)
         previous = frame
         raw.append(frame)
-        out.append(with_face(engine, frame, label, data.poses[i]))
+        box = face_box(data.poses[i], (h, w), engine.face_crop) if engine.face_crop else None
+        out.append(paste_face(frame, label, box, engine.refine_face))
     return np.stack(raw), np.stack(out)
 
 
@@ -134,16 +135,17 @@ def contact_sheet(data: TargetData, generated: np.ndarray, rows: int) -> np.ndar
 
 
 def evaluate(run: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.PathLike, backend: str = "torch",
-             engine=None, config: EvalConfig | None = None) -> dict:
+             target=None, config: EvalConfig | None = None) -> dict:
     """Generate the held-out frames of `data_dir` with `run` (a run folder or checkpoint; or an
-    already loaded `engine`, e.g. from a bundle), score them and the baselines, write
+    opened `target`, a `dancenow.realtime.live.target.Target` that the command line made from a
+    bundle: training does not import the live side), score them and the baselines, write
     `report.json` and `contact_sheet.png` to `out`, and return the report."""
     cfg = config or EvalConfig()
     data = load_prepared(data_dir)
     n_hold = len(data.poses) - data.n_train
     if n_hold < 2 or data.n_train < 1:
         raise DanceNowError(f"{data_dir} has {n_hold} held-out frames: prepare with a --holdout that leaves at least 2")
-    if engine is None:
+    if target is None:
         if backend != "torch":
             raise DanceNowError(f"backend {backend} runs a bundle: export one (`dancenow export {run}`) and evaluate that")
         from dancenow.training.checkpoint import find_checkpoint, load_checkpoint
@@ -153,8 +155,8 @@ def evaluate(run: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.
         temporal, source = engine.temporal, str(find_checkpoint(run))
         trained = {"step": ckpt.get("step"), "face_step": ckpt.get("face_step"), "profile": ckpt.get("profile")}
     else:
-        training = dict(getattr(getattr(engine, "manifest", None), "training", None) or {})
-        temporal, source = bool(training.get("temporal", True)), str(getattr(engine, "bundle", run))
+        engine, training = target.engine, dict(target.training)
+        temporal, source = bool(training.get("temporal", True)), str(target.bundle)
         trained = {k: training.get(k) for k in ("step", "face_step", "profile")}
     if tuple(engine.resolution) != tuple(data.size):
         raise DanceNowError(f"the target generates {engine.resolution[0]}x{engine.resolution[1]} but {data_dir} is "

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from dancenow.errors import DanceNowError
 from dancenow.files import sha256, write_atomic
+from dancenow.realtime.media.reader import iter_frames, video_info
 from dancenow.realtime.pose.face import face_box, face_crop_size
 from dancenow.realtime.pose.pose import Pose, load_track, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
@@ -177,39 +178,6 @@ def _check_size(size, multiple: int) -> None:
                             f"and at least {4 * multiple}: e.g. --size 256x192")
 
 
-def _decode(path: Path, limit: int | None):
-    """Yield (index, timestamp, RGB frame); corrupt files raise DanceNowError."""
-    import av
-
-    try:
-        container = av.open(str(path))
-    except Exception as e:
-        raise DanceNowError(f"cannot open {path} as a video ({type(e).__name__}: {e}): pass an mp4/mov/webm file") from None
-    with container:
-        if not container.streams.video:
-            raise DanceNowError(f"{path} has no video stream: pass a video file")
-        stream = container.streams.video[0]
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                if limit is not None and i >= limit:
-                    break
-                t = float(frame.pts * stream.time_base) if frame.pts is not None else i / float(stream.average_rate or 25)
-                yield i, t, frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as e:
-            raise DanceNowError(f"{path} is damaged ({e}): re-encode or replace the video") from None
-
-
-def _video_info(path: Path) -> tuple[int, float]:
-    import av
-
-    try:
-        with av.open(str(path)) as c:
-            s = c.streams.video[0]
-            return int(s.frames or 0), float(s.average_rate or 0)
-    except Exception:
-        return 0, 0.0
-
-
 def _track(path: Path, out: Path, digest: str, cfg: PrepareConfig) -> list[Pose]:
     """Poses in source pixels for every decoded frame, cached by the video's hash."""
     from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
@@ -219,12 +187,12 @@ def _track(path: Path, out: Path, digest: str, cfg: PrepareConfig) -> list[Pose]
         poses = load_track(cache)
         if cfg.frames is None or len(poses) >= cfg.frames:
             return poses[: cfg.frames] if cfg.frames else poses
-    total, _ = _video_info(path)
+    total = video_info(path).frames
     poses = []
     with PoseTracker(TrackerConfig(holistic=cfg.holistic)) as tracker:
-        for _i, t, img in tqdm(_decode(path, cfg.frames), total=min(total, cfg.frames or total) or None,
-                               desc="tracking", unit="frame"):
-            poses.append(tracker.track(img, t))
+        for f in tqdm(iter_frames(path, cfg.frames, strict=True), total=min(total, cfg.frames or total) or None,
+                      desc="tracking", unit="frame"):
+            poses.append(tracker.track(f.image, f.time))
     if not poses:
         raise DanceNowError(f"{path} holds no frames: pass a non-empty video")
     tmp = cache.with_suffix(".partial")
@@ -279,13 +247,13 @@ def _from_video(path: Path, out: Path, digest: str, cfg: PrepareConfig):
     sx, sy = size[1] / (x1 - x0), size[0] / (y1 - y0)
     keep = set(kept)
     frames, poses = [], []
-    _, fps = _video_info(path)
-    for i, _t, img in tqdm(_decode(path, len(raw)), total=len(raw), desc="cropping", unit="frame"):
-        if i not in keep:
+    fps = float(video_info(path).rate)
+    for f in tqdm(iter_frames(path, len(raw), strict=True), total=len(raw), desc="cropping", unit="frame"):
+        if f.index not in keep:
             continue
-        crop = img[y0:y1, x0:x1]
+        crop = f.image[y0:y1, x0:x1]
         frames.append(cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_AREA))
-        poses.append(raw[i].transformed((sx, sy), (-x0 * sx, -y0 * sy), size))
+        poses.append(raw[f.index].transformed((sx, sy), (-x0 * sx, -y0 * sy), size))
     info = {"source_size": list(frame_hw), "fps": fps, "decoded": len(raw), "dropped": len(raw) - len(kept),
             "crop": [x0, y0, x1, y1]}
     return frames, poses, kept, info

@@ -21,14 +21,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dancenow.engines import load_engine
 from dancenow.errors import DanceNowError
-from dancenow.realtime.bench.common import Phase, default_clip
-from dancenow.realtime.live.pipeline import Pipeline, PipelineConfig, fit_into
+from dancenow.host import describe_cpu
+from dancenow.realtime.bench.common import Phase, default_clip, host
+from dancenow.realtime.live.pipeline import PipelineConfig
+from dancenow.realtime.live.show import open_show
 from dancenow.realtime.live.sources import FileSource
+from dancenow.realtime.live.target import Target
 from dancenow.realtime.live.telemetry import percentiles, stage_durations
+from dancenow.realtime.media.reader import iter_frames
 from dancenow.realtime.pose.filter import PoseFilter
-from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
+from dancenow.realtime.pose.normalize import fit_into
+from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -53,17 +57,17 @@ def _drift(times: list[float], totals: list[float]) -> dict:
 
 # --- the pipeline -------------------------------------------------------------------------------
 
-def _pipeline_run(clip: Path, engine, seconds: float, paced: bool, warmup: float = 2.0) -> dict:
+def _pipeline_run(clip: Path, target: Target, seconds: float, paced: bool, warmup: float = 2.0) -> dict:
     src = FileSource(clip, paced=paced, loop=True, fps=CAMERA_FPS if paced else None)
-    pipe = Pipeline(src, engine, PipelineConfig(mark=True))
+    show = open_show(src, target, PipelineConfig(mark=True))
     stamps: list[dict] = []
     with Phase() as phase:
-        pipe.start()
+        show.start()
         t_start = time.monotonic()
         t_measure = t_start + warmup
         after, first_seq, last_seq = 0, None, 0
         while time.monotonic() < t_measure + seconds:
-            got = pipe.output.get(after, timeout=1.0)
+            got = show.output.get(after, timeout=1.0)
             if got is None:
                 continue
             after, f = got
@@ -73,7 +77,7 @@ def _pipeline_run(clip: Path, engine, seconds: float, paced: bool, warmup: float
                 first_seq = f.seq
             last_seq = f.seq
             stamps.append(f.stamps)
-        pipe.stop()
+        show.close()
     if not stamps:
         raise DanceNowError("the pipeline produced no frames during the benchmark: see the log for its error")
     outs = [s["output"] for s in stamps]
@@ -96,44 +100,35 @@ def _pipeline_run(clip: Path, engine, seconds: float, paced: bool, warmup: float
 # --- the naive loop -------------------------------------------------------------------------------
 
 class _LoopingReader:
-    """A clip read frame by frame with OpenCV, starting over at the end (the naive loop's camera)."""
+    """A clip decoded frame by frame, starting over at the end (the naive loop's camera)."""
 
     def __init__(self, clip: Path) -> None:
         self.clip, self.index = clip, -1
-        self._cap = cv2.VideoCapture(str(clip))
-        if not self._cap.isOpened():
-            raise DanceNowError(f"{clip} is not a video OpenCV can read")
+        self._frames = iter_frames(clip)
 
-    def _next(self, decode: bool):
+    def read(self) -> np.ndarray:
         for _ in range(2):
-            ok = self._cap.grab()
-            if ok:
+            for f in self._frames:
                 self.index += 1
-                return self._cap.retrieve()[1] if decode else None
-            self._cap.release()
-            self._cap = cv2.VideoCapture(str(self.clip))
+                return f.image
+            self._frames = iter_frames(self.clip)
         raise DanceNowError(f"{self.clip} has no frames")
 
     def skip(self, n: int) -> None:
         for _ in range(max(0, n)):
-            self._next(decode=False)
-
-    def read(self) -> np.ndarray:
-        return cv2.cvtColor(self._next(decode=True), cv2.COLOR_BGR2RGB)
+            self.read()
 
     def close(self) -> None:
-        self._cap.release()
+        self._frames.close()
 
 
-def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
+def _naive_run(clip: Path, target: Target, seconds: float, paced: bool) -> dict:
     """read -> track -> render -> generator -> write, one frame after the other.
 
     Paced: frames arrive at 30 fps like a camera; each iteration takes the newest frame that has
     arrived (frames that arrived meanwhile are decoded and dropped, as the pipeline's capture
     thread decodes every frame), so its latency is its own processing time plus the wait for it."""
-    manifest = getattr(engine, "manifest", None)
-    render = RenderConfig.from_dict(manifest.renderer) if manifest is not None and manifest.renderer else RenderConfig()
-    size = tuple(engine.resolution)
+    render, size = target.render, target.resolution
     reader = _LoopingReader(clip)
     totals, per_stage, times = [], {}, []
     previous = np.zeros((*size, 3), np.uint8)
@@ -164,7 +159,7 @@ def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
             s["track"] = time.monotonic()
             label = render_label_map(fit_into(pose, size), size, render)
             s["render"] = time.monotonic()
-            previous = engine.generate(label, previous)
+            previous = target.generate(label, previous)
             s["generate"] = time.monotonic()
             cv2.imencode(".jpg", cv2.cvtColor(previous, cv2.COLOR_RGB2BGR))  # "write" (EDN saves images)
             s["output"] = time.monotonic()
@@ -189,7 +184,7 @@ def _naive_run(clip: Path, engine, seconds: float, paced: bool) -> dict:
 
 # --- entry points ---------------------------------------------------------------------------------
 
-def _best_naive_engine(bundle, clip: Path, fallback, probe_seconds: float = 5.0):
+def _best_naive_target(bundle, clip: Path, fallback: Target, probe_seconds: float = 5.0):
     """The naive loop's PyTorch generator with its better thread count (all cores, as a plain script
     runs, or one: on a busy machine torch's spinning threads can cost it 3-10x), so the baseline is
     not handicapped. Returns (engine, threads, {threads: fps})."""
@@ -197,9 +192,9 @@ def _best_naive_engine(bundle, clip: Path, fallback, probe_seconds: float = 5.0)
     best = None
     for th in (os.cpu_count() or 1, 1):
         try:
-            eng = load_engine(bundle, backend="torch", threads=th)
+            eng = Target.open(bundle, backend="torch", threads=th)
         except DanceNowError as e:
-            log.warning("naive loop: no PyTorch generator in the bundle (%s); using %s", e, fallback.describe())
+            log.warning("naive loop: no PyTorch generator in the bundle (%s); using %s", e, fallback.engine.describe())
             return fallback, None, probes
         fps = _naive_run(clip, eng, probe_seconds, paced=False)["fps"]
         probes[str(th)] = fps
@@ -223,17 +218,17 @@ def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds:
     short = max(10.0, seconds / 3)
     unpaced_seconds = unpaced_seconds or short
     naive_seconds = naive_seconds or short
-    engine = load_engine(bundle, backend="auto", threads=threads)
-    pipeline_paced = _pipeline_run(clip, engine, seconds, paced=True)
-    pipeline_unpaced = _pipeline_run(clip, engine, unpaced_seconds, paced=False)
-    naive_engine, naive_threads, probes = _best_naive_engine(bundle, clip, engine)
-    naive_paced = _naive_run(clip, naive_engine, naive_seconds, paced=True)
-    naive_unpaced = _naive_run(clip, naive_engine, naive_seconds, paced=False)
+    target = Target.open(bundle, backend="auto", threads=threads)
+    pipeline_paced = _pipeline_run(clip, target, seconds, paced=True)
+    pipeline_unpaced = _pipeline_run(clip, target, unpaced_seconds, paced=False)
+    naive, naive_threads, probes = _best_naive_target(bundle, clip, target)
+    naive_paced = _naive_run(clip, naive, naive_seconds, paced=True)
+    naive_unpaced = _naive_run(clip, naive, naive_seconds, paced=False)
     total = pipeline_paced["latency_ms"].get("total", {})
     drift = pipeline_paced["drift"]
     result = {
         "clip": str(clip), "bundle": str(bundle), "camera_fps": CAMERA_FPS,
-        "engine": engine.describe(), "threads": threads, "naive_engine": naive_engine.describe(),
+        "host": host(), "engine": target.engine.describe(), "threads": threads, "naive_engine": naive.engine.describe(),
         "tracker_threads": {"pipeline": PipelineConfig().tracker.threads, "naive": NAIVE_TRACKER_THREADS},
         "naive_threads": naive_threads, "naive_thread_probe_fps": probes, "cpu_count": os.cpu_count(),
         "pipeline_paced": pipeline_paced, "pipeline_unpaced": pipeline_unpaced,
@@ -257,7 +252,7 @@ def _row(name: str, r: dict) -> str:
 
 
 def format_table(result: dict) -> str:
-    lines = [f"bench live: {result['clip']}",
+    lines = [f"bench live: {result['clip']}", f"host: {describe_cpu()}",
              f"pipeline engine {result['engine']}, {result['threads']} thread(s); naive {result['naive_engine']}, "
              f"{result['naive_threads']} thread(s) (probe fps by threads: {result['naive_thread_probe_fps']}); "
              f"MediaPipe threads: pipeline {result['tracker_threads']['pipeline']}, naive {result['tracker_threads']['naive']}",

@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 
 from dancenow.realtime.bench.common import default_clip
+from dancenow.realtime.media.reader import iter_frames
 from dancenow.realtime.pose.filter import PoseFilter
 from dancenow.realtime.pose.normalize import Normalizer, fit_stats
 from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
-from dancenow.realtime.pose_video import iter_frames
 
 SIDE = 640
 RENDER_SIZE = (256, 256)
@@ -74,9 +74,10 @@ def run(clip: str | Path | None = None, frames: int | None = None) -> dict:
         while True:
             t0 = time.perf_counter()
             try:
-                image, ts = next(frames_iter)
+                decoded = next(frames_iter)
             except StopIteration:
                 break
+            image, ts = decoded.image, decoded.time
             scale = SIDE / max(image.shape[:2])
             image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
                                interpolation=cv2.INTER_AREA)

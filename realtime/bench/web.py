@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from dancenow.errors import DanceNowError
-from dancenow.realtime.serve.server import ServeConfig, ServerThread
+from dancenow.host import describe_cpu
+from dancenow.realtime.bench.common import host
+from dancenow.realtime.serve.server import ServeConfig
+from dancenow.realtime.serve.thread import ServerThread
 
 # ../shared/notes/webrtc-testing.md: loopback ICE needs --allow-loopback-in-peer-connection;
 # no --disable-features (it would replace Playwright's own list).
@@ -87,18 +90,18 @@ def _phase(browser, st: ServerThread, viewers: int, seconds: float) -> dict:
         elapsed = time.monotonic() - t0
         cpu = (time.process_time() - cpu0) / elapsed
         fps = [(_decoded(p) - s) / elapsed for p, s in zip(pages, start, strict=True)]
-        status = st.call(lambda s: s.status())
+        stats = st.call(lambda s: s.show.stats())
     finally:
         for p in pages:
             p.close()
     summary = _summarise(samples)
-    total = ((status.get("latency_ms") or {}).get("total") or {}).get("p50")
+    total = stats.total().p50 if stats.total() else None
     # what the WebRTC leg adds (server track, VP8, network, browser decode) beyond capture -> output
     summary["webrtc_p50_ms"] = round(summary["latency_ms"]["p50"] - total, 1) if summary["latency_ms"] and total else None
     return {"viewers": viewers, "seconds": round(elapsed, 1), **summary, "fps_mean": round(float(np.mean(fps)), 2),
             "fps_min_viewer": round(float(min(fps)), 2), "getstats_fps_median": round(float(np.median(getstats_fps)), 1),
-            "process_cpu_cores": round(cpu, 2), "server_fps": status.get("fps"),
-            "pipeline": {k: status.get(k) for k in ("latency_ms", "latency", "frames", "dropped") if k in status}}
+            "process_cpu_cores": round(cpu, 2), "server_fps": stats.fps,
+            "pipeline": {k: v for k, v in stats.to_dict().items() if k in ("latency_ms", "frames", "dropped")}}
 
 
 def _summarise(samples: list[dict]) -> dict:
@@ -130,15 +133,16 @@ def run(bundle: Path, seconds: float = 60.0, clip: Path | str | None = None, vie
             phases = [_phase(browser, st, n, seconds) for n in viewers]
         finally:
             browser.close()
-        backend = st.call(lambda s: getattr(s.engine, "name", None))
+        backend = st.call(lambda s: s.show.target.engine.describe())
     one = phases[0]
     ok = bool(one["latency_ms"] and one["fps_mean"] >= TARGET_FPS and one["latency_ms"]["p50"] <= TARGET_P50_MS)
-    return {"bundle": str(bundle), "source": source, "backend": backend, "seconds_per_phase": seconds,
+    return {"host": host(), "bundle": str(bundle), "source": source, "backend": backend, "seconds_per_phase": seconds,
             "phases": phases, "targets": {"fps_min": TARGET_FPS, "p50_max_ms": TARGET_P50_MS, "met_with_one_viewer": ok}}
 
 
 def format_table(r: dict) -> str:
     lines = [f"bench web: {r['bundle']} ({r['backend']}), source {r['source']}, {r['seconds_per_phase']:.0f} s per phase",
+             f"host: {describe_cpu()}",
              f"{'viewers':>7} {'fps mean':>9} {'fps min':>8} {'g2g p50':>8} {'p95':>7} {'p99':>7} {'drift':>7} {'webrtc':>7} {'samples':>8} {'cpu':>5}"]
     for p in r["phases"]:
         lat = p["latency_ms"] or {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}

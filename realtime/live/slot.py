@@ -21,6 +21,7 @@ class LatestSlot(Generic[T]):
         self._seq = 0
         self._closed = False
         self._read = True
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []  # `aget`s asleep
         self.dropped = 0  # items replaced before anyone read them
 
     @property
@@ -35,6 +36,7 @@ class LatestSlot(Generic[T]):
             self._seq += 1
             self._read = False
             self._cond.notify_all()
+            self._wake()
             return self._seq
 
     def get(self, after: int = 0, timeout: float | None = None) -> tuple[int, T] | None:
@@ -61,22 +63,46 @@ class LatestSlot(Generic[T]):
             return self._seq, self._item
 
     async def aget(self, after: int = 0, timeout: float | None = None) -> tuple[int, T] | None:
-        """Like `get`, without blocking the event loop (polls a thread-safe slot cheaply)."""
+        """Like `get`, without blocking the event loop: it sleeps until `put` or `close` wakes it
+        (no polling: on two cores every spin is taken from the generator)."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
-            got = self.get(after, timeout=0)
-            if got is not None or self._closed:
-                return got
-            if deadline is not None and loop.time() >= deadline:
+            with self._cond:
+                if self._seq > after or self._closed:
+                    return self.get(after, timeout=0)
+                fut = loop.create_future()
+                self._waiters.append((loop, fut))
+            left = None if deadline is None else deadline - loop.time()
+            try:
+                await asyncio.wait_for(fut, left)
+            except asyncio.TimeoutError:
                 return None
-            await asyncio.sleep(0.002)
+            finally:
+                with self._cond:
+                    if (loop, fut) in self._waiters:
+                        self._waiters.remove((loop, fut))
+
+    def _wake(self) -> None:
+        """Wake every sleeping `aget` on its own loop (call with the lock held)."""
+        waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:  # that loop has closed: nobody is waiting any more
+                pass
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._wake()
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -27,6 +27,7 @@ import numpy as np
 
 from dancenow.errors import DanceNowError
 from dancenow.realtime.live.slot import LatestSlot
+from dancenow.realtime.media.reader import iter_frames, video_info
 from dancenow.realtime.pose.pose import Pose
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,11 @@ class Source(ABC):
         then fails is reconnected instead (see CameraSource)."""
         return None
 
+    def probe(self, timeout: float = 5.0) -> None:
+        """Open the source once now, to fail at start-up rather than when the first viewer comes
+        (the server runs a source only while someone watches). Nothing to do for most sources."""
+        return None
+
     def _guarded(self) -> None:
         try:
             self._run(self._stop)
@@ -171,6 +177,15 @@ class CameraSource(Source):
         raise DanceNowError(f"{self.name}: no camera within {timeout:g} s ({why}): plug one in, pick another "
                             "with --source webcam:N, or use --source demo (or a video file)")
 
+    def probe(self, timeout: float = 5.0) -> None:
+        if self.running:
+            return
+        self.start()
+        try:
+            self.check_ready(timeout)
+        finally:
+            self.stop()
+
     def _open(self) -> cv2.VideoCapture | None:
         cap = cv2.VideoCapture(self.device)
         if not cap.isOpened():
@@ -220,38 +235,30 @@ class CameraSource(Source):
 
 
 class FileSource(Source):
-    """A video file as a camera: paced at its own fps (`paced=True`, frames dropped downstream
-    when the pipeline is slower), or unpaced and lossless; `loop` restarts it at the end."""
+    """A video file as a camera: paced by its own frame times (pts; `fps` forces a fixed rate, as
+    the benchmarks' 30 fps camera does), frames dropped downstream when the pipeline is slower; or
+    unpaced and lossless. `loop` restarts it at the end, its clock running on."""
 
     def __init__(self, path: str | Path, paced: bool = True, loop: bool = False, fps: float | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         if not self.path.is_file():
             raise DanceNowError(f"video file {self.path} not found: pass an existing file, webcam:N or demo")
-        cap = cv2.VideoCapture(str(self.path))
-        ok = cap.isOpened() and cap.read()[0]
-        self.fps = float(fps or cap.get(cv2.CAP_PROP_FPS) or 30.0) if ok else 30.0
-        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
-        cap.release()
-        if not ok:
-            raise DanceNowError(f"{self.path} is not a video OpenCV can read: convert it to mp4 (H.264)")
+        info = video_info(self.path)  # a clear error for what is not a video
+        self.forced_fps = fps
+        self.fps = float(fps or info.rate)
+        self.frame_count = info.frames
         self.name = f"file:{self.path.name}"
         self.paced, self.loop = paced, loop
         self.lossless = not paced
 
     def _run(self, stop: threading.Event) -> None:
         t0 = time.monotonic()
-        index = 0  # frames emitted (across loops): the pacing clock
+        index, offset = 0, 0.0  # frames emitted and media time at the start of this pass (across loops)
         while not stop.is_set():
-            cap = cv2.VideoCapture(str(self.path))
-            got_any = False
-            while not stop.is_set():
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                got_any = True
-                image = _bgr_to_rgb(frame)
-                media_time = index / self.fps
+            last, frames = None, iter_frames(self.path)
+            for f in frames:
+                media_time = index / self.fps if self.forced_fps else offset + f.time
                 if self.paced:
                     stop.wait(max(0.0, t0 + media_time - time.monotonic()))
                 else:
@@ -259,11 +266,12 @@ class FileSource(Source):
                         pass
                 if stop.is_set():
                     break
-                self._emit(image, media_time=media_time)
-                index += 1
-            cap.release()
-            if not self.loop or not got_any:
+                self._emit(f.image, media_time=media_time)
+                index, last = index + 1, media_time
+            frames.close()  # the file now, not whenever the generator is collected
+            if not self.loop or last is None:
                 break
+            offset = last + 1.0 / self.fps
         if not stop.is_set():
             self.ended = True
 

@@ -9,12 +9,64 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from dancenow.realtime.live.frame import STAGES
 
 QUANTILES = (50, 95, 99)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One stage's latency percentiles over the rolling window, milliseconds."""
+
+    p50: float
+    p95: float
+    p99: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Where the performer's statistics come from: a file, live (gathered), or still gathering."""
+
+    state: str  # "file" | "live" | "gathering"
+    frames: int
+    needed: int | None = None  # frames still needed before live statistics exist
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """The live pipeline's status, read by attribute by the server, its Prometheus exporter, the
+    commands' status lines and the benchmarks; `to_dict()` is the JSON of /api/status."""
+
+    running: bool
+    fps: float
+    frames: int  # frames output since start
+    frames_in: int  # frames the pose worker took
+    dropped: int  # frames dropped before the generator (latest wins)
+    output_dropped: int  # output frames no reader took
+    latency_ms: dict[str, Latency]  # per stage and "total" (capture -> output)
+    backend: str
+    device: str
+    precision: str
+    target: str
+    resolution: tuple[int, int]
+    layout: str
+    calibration: Calibration
+    source: dict = field(default_factory=dict)  # Source.describe()
+    errors: tuple[str, ...] = ()  # the last few stage failures (each stage restarts itself)
+
+    def total(self) -> Latency | None:
+        return self.latency_ms.get("total")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["resolution"] = list(self.resolution)
+        d["errors"] = list(self.errors)
+        return d
 
 
 def percentiles(values, qs=QUANTILES) -> dict[str, float]:
@@ -70,13 +122,23 @@ class Telemetry:
             return 0.0
         return (len(recent) - 1) / (recent[-1] - recent[0])
 
-    def latency(self) -> dict[str, dict[str, float]]:
+    def latency(self) -> dict[str, Latency]:
         with self._lock:
             snap = {k: list(v) for k, v in self._stages.items()}
-        return {k: percentiles(v) for k, v in snap.items()}
+        return {k: Latency(**percentiles(v)) for k, v in snap.items() if v}
 
     def reset(self) -> None:
         with self._lock:
             self._stages.clear()
             self._outputs.clear()
             self.frames = 0
+
+
+class Ewma:
+    """A smoothed duration (exponentially weighted), None until the first sample."""
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        self.alpha, self.value = alpha, None
+
+    def add(self, x: float) -> None:
+        self.value = x if self.value is None else self.value + self.alpha * (x - self.value)

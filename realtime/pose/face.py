@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from dancenow.realtime.pose.pose import Pose
@@ -33,14 +35,14 @@ def face_box(pose: Pose, size: tuple[int, int], crop: int, min_confidence: float
     return x0, y0, x0 + crop, y0 + crop
 
 
-def with_face(engine, frame: np.ndarray, label_map: np.ndarray, pose: Pose) -> np.ndarray:
-    """`frame` with the engine's face residual added in the face box (EDN's face pass); the frame
-    itself when the engine has no face net or the pose shows no nose. `frame` is never modified."""
-    crop = getattr(engine, "face_crop", None)
-    box = face_box(pose, frame.shape[:2], crop) if crop else None
+def paste_face(frame: np.ndarray, label_map: np.ndarray, box: tuple[int, int, int, int] | None,
+               refine: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """`frame` with `refine(label crop, frame crop)` pasted into `box` (EDN's face pass); the frame
+    itself when there is no box. `frame` is never modified. `refine` is whatever runs the face net
+    (an engine's, or a checkpoint's in evaluation): this floor knows nothing of engines."""
     if box is None:
         return frame
     x0, y0, x1, y1 = box
     out = frame.copy()
-    out[y0:y1, x0:x1] = engine.refine_face(label_map[y0:y1, x0:x1], frame[y0:y1, x0:x1])
+    out[y0:y1, x0:x1] = refine(label_map[y0:y1, x0:x1], frame[y0:y1, x0:x1])
     return out

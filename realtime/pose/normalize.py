@@ -25,12 +25,14 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from dancenow.errors import DanceNowError
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
+from dancenow.schema import parse, read_json
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,10 @@ class PoseStats:
 
     def __post_init__(self) -> None:
         self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
+        if min(self.frame_size) <= 0:
+            raise ValueError(f"frame_size {self.frame_size} must be positive")
+        if self.mode not in (TWO_POSITION, ONE_SCALE):
+            raise ValueError(f"mode {self.mode!r} must be {TWO_POSITION!r} or {ONE_SCALE!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -75,11 +81,15 @@ class PoseStats:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> PoseStats:
-        try:
-            return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-        except TypeError as e:
-            raise DanceNowError(f"pose statistics are incomplete ({e}): re-run the calibration or preparation") from None
+    def from_dict(cls, d: dict, where: str = "pose statistics") -> PoseStats:
+        """Type-checked, every field named in the error; nothing else is accepted."""
+        return parse(cls, d, where, "re-run the calibration (`dancenow calibrate`) or the preparation")
+
+    @classmethod
+    def read(cls, path: str | Path, what: str = "calibration file") -> PoseStats:
+        """Statistics from a JSON file (`dancenow calibrate` writes them)."""
+        fix = f"record one with `dancenow calibrate -o {path}`"
+        return parse(cls, read_json(path, what, fix), str(path), fix)
 
     @property
     def two_position(self) -> bool:
@@ -253,3 +263,13 @@ class OnlineStats:
     def reset(self) -> None:
         self._m.clear()
         self._stats, self._frame_size, self._since_fit = None, None, 0
+
+
+def fit_into(pose: Pose, size: tuple[int, int]) -> Pose:
+    """`pose` scaled to fit a frame of `size` (aspect kept, centred): the live loop's placement
+    until the performer's statistics exist."""
+    if not pose.detected:
+        return Pose.missing(size, pose.timestamp)
+    h, w = pose.frame_size
+    s = min(size[0] / h, size[1] / w)
+    return pose.transformed(s, ((size[1] - w * s) / 2, (size[0] - h * s) / 2), size)

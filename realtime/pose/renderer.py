@@ -15,6 +15,7 @@ import numpy as np
 
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
+from dancenow.schema import parse
 
 _SHIFT = 4  # sub-pixel bits for OpenCV's fixed-point drawing
 _ONE = 1 << _SHIFT
@@ -37,8 +38,9 @@ class RenderConfig:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, d: dict) -> RenderConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+    def from_dict(cls, d: dict, where: str = "renderer settings") -> RenderConfig:
+        """Type-checked; an unknown setting is refused (it would draw differently from training)."""
+        return parse(cls, d, where, "re-export the bundle (or prepare the data) with this version")
 
 
 def _fixed(p: np.ndarray) -> tuple[int, int]:

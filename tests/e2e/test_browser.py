@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from dancenow.realtime.bench.web import launch, wait_for
-from dancenow.realtime.serve.server import ServeConfig, ServerThread
+from dancenow.realtime.serve.server import ServeConfig
+from dancenow.realtime.serve.thread import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.data]
 TOKEN = "e2e-token-0123456789"
