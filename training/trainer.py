@@ -14,10 +14,8 @@ with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes checkpoi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from dancenow.training.losses import VGGLoss, feature_matching, lsgan
 from dancenow.training.networks import FaceGenerator, Generator
 from dancenow.training.prepare import TargetData, load_prepared
 from dancenow.training.profiles import Profile, get_profile
+from dancenow.training.runtime import Meter, StopFlag, any_rank, dist_setup, grid, tensorboard, wrap_ddp
 
 log = logging.getLogger(__name__)
 BLANK_PREVIOUS = "black"  # the previous frame for the first frame: a black image (-1 in tensor space)
@@ -79,85 +78,6 @@ class TemporalPair(nn.Module):
         return f0, f1
 
 
-class _Stop:
-    """Turns Ctrl-C / SIGTERM into a flag the loop checks after each step (then it saves)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, object] = {}
-
-    def __enter__(self) -> _Stop:
-        for s in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
-def _dist_setup() -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
-
-
-def _any(flag: bool, world: int, device: torch.device) -> bool:
-    """True on every rank when any rank says so (keeps DDP ranks stopping at the same step)."""
-    if world == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
-
-
-def _wrap(m: nn.Module, world: int, device: torch.device) -> nn.Module:
-    if world == 1:
-        return m
-    return nn.parallel.DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None)
-
-
-class _Meter:
-    """Running means of the losses between log lines."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.n = 0
-
-    def add(self, losses: dict[str, torch.Tensor]) -> None:
-        for k, v in losses.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
-        self.n += 1
-
-    def means(self) -> dict[str, float]:
-        out = {k: v / max(1, self.n) for k, v in self.sums.items()}
-        self.sums, self.n = {}, 0
-        return out
-
-
-def _writer(out: Path):
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(out / "tb"))
-
-
-def _grid(label: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """label | generated | real, side by side, CHW in [0, 1] for TensorBoard."""
-    return torch.cat([label[0], fake[0], real[0]], dim=2).detach().float().clamp(-1, 1).add(1).div(2).cpu()
-
-
 def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Profile = "cpu-realtime",
           steps: int | None = None, face_steps: int | None = None, vgg_weights: str | os.PathLike | None = None,
           seed: int = 0, temporal: bool = True, face: bool = True, *, checkpoint_every: int | None = None,
@@ -178,7 +98,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     if not pairs:
         raise DanceNowError(f"{data_dir} has no two consecutive training frames: prepare a longer video")
 
-    rank, world, device = _dist_setup()
+    rank, world, device = dist_setup()
     out = Path(out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -228,9 +148,9 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
             log.info("resuming %s at step %d, face step %d", ckpt_path, step, face_step)
         summary.setdefault("resumed_at", []).append([step, face_step])
 
-    pair_model = _wrap(TemporalPair(G, temporal), world, device)
-    D_model = _wrap(D, world, device)
-    writer = _writer(out) if rank == 0 else None
+    pair_model = wrap_ddp(TemporalPair(G, temporal), world, device)
+    D_model = wrap_ddp(D, world, device)
+    writer = tensorboard(out) if rank == 0 else None
     timing = summary.setdefault("seconds", {"generator": 0.0, "face": 0.0})
 
     def checkpoint(reason: str) -> None:
@@ -263,15 +183,15 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         return np.asarray(pairs)[rng.integers(0, len(pairs), n)]
 
     interrupted = False
-    with _Stop() as stop:
+    with StopFlag() as stop:
         # --- stage 1: the (temporal) generator -------------------------------------------------
         if step < steps:
             G.train()
             D.train()
-            meter, t0, n0 = _Meter(), time.perf_counter(), step
+            meter, t0, n0 = Meter(), time.perf_counter(), step
             bar = tqdm(total=steps, initial=step, desc="generator", unit="step", disable=not progress or rank != 0)
             while step < steps:
-                if _any(stop.requested, world, device):
+                if any_rank(stop.requested, world, device):
                     interrupted = True
                     break
                 idx = sample(prof.batch)
@@ -325,7 +245,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                             writer.add_scalar(f"generator/{k}", v, step)
                         writer.add_scalar("generator/it_per_s", rate, step)
                 if writer and (step % prof.image_every == 0 or step == steps or step == n0 + 1):
-                    writer.add_image("generator/label|generated|real", _grid(l1, f1, r1), step)
+                    writer.add_image("generator/label|generated|real", grid(l1, f1, r1), step)
                 if step % checkpoint_every == 0 and step < steps:
                     timing["generator"] += time.perf_counter() - t0
                     t0, n0 = time.perf_counter(), step
@@ -339,11 +259,11 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
             if not with_face:
                 raise DanceNowError(f"no face was found in {data_dir}'s training frames: train with --no-face")
             G.eval().requires_grad_(False)
-            F_model, FD_model = _wrap(F_net, world, device), _wrap(FD, world, device)
-            meter, t0, n0 = _Meter(), time.perf_counter(), face_step
+            F_model, FD_model = wrap_ddp(F_net, world, device), wrap_ddp(FD, world, device)
+            meter, t0, n0 = Meter(), time.perf_counter(), face_step
             bar = tqdm(total=face_steps, initial=face_step, desc="face", unit="step", disable=not progress or rank != 0)
             while face_step < face_steps:
-                if _any(stop.requested, world, device):
+                if any_rank(stop.requested, world, device):
                     interrupted = True
                     break
                 idx = np.asarray(with_face)[rng.integers(0, len(with_face), prof.batch)]
@@ -391,7 +311,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                         for k, v in means.items():
                             writer.add_scalar(f"face/{k}", v, face_step)
                 if writer and (face_step % prof.image_every == 0 or face_step == face_steps):
-                    writer.add_image("face/label|generated|real", _grid(lc, fc, rc), face_step)
+                    writer.add_image("face/label|generated|real", grid(lc, fc, rc), face_step)
                 if face_step % checkpoint_every == 0 and face_step < face_steps:
                     timing["face"] += time.perf_counter() - t0
                     t0, n0 = time.perf_counter(), face_step
