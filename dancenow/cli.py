@@ -81,7 +81,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     from dancenow.training.trainer import train
 
     train(a.data_dir, a.out, profile=a.profile, steps=a.steps, face_steps=a.face_steps,
-          vgg_weights=a.vgg_weights, seed=a.seed, temporal=not a.no_temporal, face=not a.no_face)
+          vgg_weights=a.vgg_weights, seed=a.seed, temporal=not a.no_temporal, face=not a.no_face,
+          checkpoint_every=a.checkpoint_every)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -159,7 +160,7 @@ def cmd_transfer(a: argparse.Namespace) -> None:
 
 # --- parser ------------------------------------------------------------------------------------
 
-BACKENDS = ["auto", "tensorrt", "onnxruntime", "torch"]
+BACKENDS = ["auto", "tensorrt", "openvino", "onnxruntime", "torch"]
 LAYOUTS = ["target", "side-by-side"]
 
 
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-temporal", action="store_true", help="ablation: no previous-frame input")
     s.add_argument("--no-face", action="store_true", help="skip the face stage")
+    s.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: the profile's)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="score a trained target on its held-out frames")
@@ -275,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_export_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("checkpoint", help="a checkpoint file or a training run folder")
     s.add_argument("--out", required=True, help="bundle folder to write")
-    s.add_argument("--format", default="onnx,ort-int8", help="comma list of onnx, ort-int8, tensorrt")
+    s.add_argument("--format", default="onnx,ort-int8,openvino,openvino-int8", help="comma list of onnx, ort-int8, openvino, openvino-int8, tensorrt")
     s.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32", help="TensorRT precision")
     s.add_argument("--calib", default=None, help="the target's prepared data folder (calibration, parity)")
     s.add_argument("--opset", type=int, default=17)

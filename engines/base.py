@@ -31,11 +31,12 @@ class Engine(ABC):
 
     name: str  # backend name, e.g. "onnxruntime"
     device: str  # e.g. "cpu", "cuda:0"
-    precision: str  # "fp32", "fp16" or "int8"
+    precision: str  # "fp32", "fp16", "bf16" or "int8"
     resolution: tuple[int, int]  # (height, width) of label maps and frames
     face_crop: int | None = None  # side of the square face crop, when the bundle has a face net
     manifest: Manifest | None = None  # set by load_engine
     bundle: Path | None = None  # set by load_engine
+    choice: dict | None = None  # backend="auto" on a CPU: what was measured and why this engine (engines/choice.py)
 
     def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
         """The target's frame for `label_map`, given the previous generated frame."""

@@ -16,7 +16,7 @@ from dancenow.errors import DanceNowError
 
 ENGINE_KIND = "tensorrt"
 TIMING_CACHE_KIND = "tensorrt-timing-cache"
-CPU_FORMATS_HINT = "--format onnx,ort-int8"
+CPU_FORMATS_HINT = "--format onnx,ort-int8,openvino,openvino-int8"
 
 
 @dataclass(frozen=True)

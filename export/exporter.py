@@ -1,8 +1,10 @@
 """`export-engine`: a checkpoint to a verified target bundle.
 
 Every artifact is checked before it is listed: the fp32 ONNX graph against PyTorch (max absolute
-error), the INT8 graph against fp32 (PSNR, with layers kept in fp32 until it holds), the
-TorchScript copy against eager PyTorch. The figures go into the manifest, which is written last and
+error), the INT8 graph against fp32 (PSNR, with layers kept in fp32 until it holds), the OpenVINO
+IR against PyTorch and its bf16/INT8 runs against fp32 (export/openvino_ir.py), the TorchScript
+copy against eager PyTorch. A few held-out label maps go into the bundle (`samples.npz`), so that
+`backend="auto"` times the engines on the target's own inputs. The figures go into the manifest, which is written last and
 atomically: a folder with a manifest is a complete bundle.
 """
 
@@ -24,10 +26,10 @@ import onnx
 import torch
 
 from dancenow.engines.bundle import MANIFEST, Manifest, read_manifest, write_manifest
-from dancenow.engines.loader import PRECISIONS
 from dancenow.engines.tensorrt_target import ENGINE_KIND, TIMING_CACHE_KIND
 from dancenow.errors import DanceNowError
 from dancenow.export.calibration import Samples, from_data, synthetic
+from dancenow.export.ort_int8 import cpu_session, quantize
 from dancenow.export.parity import parity, run_onnx
 from dancenow.files import sha256, write_atomic
 from dancenow.realtime.pose.renderer import RenderConfig
@@ -36,7 +38,13 @@ from dancenow.training.networks import GeneratorConfig, count_gflop
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "ort-int8", "tensorrt")
+FORMATS = ("onnx", "ort-int8", "openvino", "openvino-int8", "tensorrt")
+CPU_FORMATS = ("onnx", "ort-int8", "openvino", "openvino-int8")  # the default bundle
+TRT_PRECISIONS = ("fp32", "fp16", "int8")
+# what each format adds for the generator: (kind, precision); a cached bundle without one is rebuilt
+FORMAT_ARTIFACTS = {"onnx": ("onnx", "fp32"), "ort-int8": ("onnx", "int8"), "openvino": ("openvino", "fp32"),
+                    "openvino-int8": ("openvino", "int8")}
+SAMPLES = "samples.npz"
 MIN_OPSET = 17
 GEN_IO = (("pose", "previous"), "frame")
 FACE_IO = (("label_crop", "frame_crop"), "refined")
@@ -44,9 +52,9 @@ FACE_IO = (("label_crop", "frame_crop"), "refined")
 
 @dataclass
 class ExportConfig:
-    """What to build; the defaults are the CPU bundle (fp32 ONNX + ONNX Runtime INT8)."""
+    """What to build; the defaults are the CPU bundle (fp32 ONNX, ONNX Runtime INT8, OpenVINO IR fp32 + INT8)."""
 
-    formats: tuple[str, ...] = ("onnx", "ort-int8")
+    formats: tuple[str, ...] = CPU_FORMATS
     precision: str = "fp32"  # TensorRT precision: fp32, fp16 or int8
     calib: str | None = None  # prepared data folder; None: the built-in choreography
     opset: int = MIN_OPSET
@@ -57,6 +65,7 @@ class ExportConfig:
     force: bool = False  # keep an INT8 model below the PSNR threshold
     max_abs: float = 1e-3  # fp32 ONNX vs PyTorch, outputs in [-1, 1]
     min_psnr: float = 30.0  # INT8 vs fp32, dB
+    min_bf16_psnr: float = 40.0  # OpenVINO bf16 vs fp32, dB (measured where the CPU has bf16)
     calib_samples: int = 32
     parity_samples: int = 8
 
@@ -64,8 +73,8 @@ class ExportConfig:
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
             raise DanceNowError(f"unknown format {', '.join(bad) or '(none)'}: use a comma list of {', '.join(FORMATS)}")
-        if self.precision not in PRECISIONS:
-            raise DanceNowError(f"unknown precision {self.precision!r}: use {', '.join(PRECISIONS)}")
+        if self.precision not in TRT_PRECISIONS:
+            raise DanceNowError(f"unknown precision {self.precision!r}: use {', '.join(TRT_PRECISIONS)}")
         newest = onnx.defs.onnx_opset_version()
         if not MIN_OPSET <= self.opset <= newest:
             raise DanceNowError(f"--opset {self.opset} is not supported: use {MIN_OPSET} to {newest}")
@@ -112,145 +121,6 @@ def to_onnx(module: torch.nn.Module, size: tuple[int, int], io_names, opset: int
         if dims != want:
             raise DanceNowError(f"exported {v.name} has shape {dims}, expected static {want}: this is a bug in export")
     return model
-
-
-def cpu_session(path: Path):
-    import onnxruntime as ort
-
-    from dancenow.engines.onnxruntime_engine import session_options
-
-    return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
-
-
-# --- INT8 -----------------------------------------------------------------------------------------
-
-def conv_nodes(model: onnx.ModelProto) -> list[tuple[str, list[int]]]:
-    """Conv node names in graph order with their output shapes (from shape inference)."""
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in [*model.graph.value_info, *model.graph.output]}
-    return [(n.name, shapes.get(n.output[0], [])) for n in model.graph.node if n.op_type == "Conv"]
-
-
-def int8_strategies(model: onnx.ModelProto) -> list[tuple[str, list[str]]]:
-    """Which convolutions stay fp32, tried in order until INT8 parity holds.
-
-    The first and last 7x7 convolutions see 3-6 channels at full resolution: they are the most
-    sensitive to quantization and, with so few channels, not faster in INT8 either.
-    """
-    convs = conv_nodes(model)
-    names = [n for n, _ in convs]
-    if not names:
-        return [("all", [])]
-    full = max((s[2] * s[3] for _, s in convs if len(s) == 4), default=0)
-    edges = sorted({names[0], names[-1]})
-    full_res = sorted({n for n, s in convs if len(s) == 4 and s[2] * s[3] == full} | set(edges))
-    half = sorted(set(full_res) | {n for n, s in convs if len(s) == 4 and s[2] * s[3] * 4 >= full})
-    out = [("first/last conv fp32", edges), ("full-resolution convs fp32", full_res), ("full and half resolution convs fp32", half)]
-    return [s for i, s in enumerate(out) if i == 0 or s[1] != out[i - 1][1]]
-
-
-def equalize_before_instance_norm(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> tuple[onnx.ModelProto, int]:
-    """Rescale each convolution that feeds an InstanceNormalization so its output channels have equal spread.
-
-    Instance norm (without affine) cancels a per-channel scale and bias of its input, so the fp32
-    function is unchanged (up to the norm's epsilon). But INT8 quantizes a conv's output with ONE
-    scale for all channels: a channel with a small spread gets a few levels, and instance norm then
-    blows that quantization noise up to unit variance. Equal spreads give every channel the same
-    resolution. Returns the new model and how many convolutions were rescaled.
-    """
-    import onnxruntime as ort
-    from onnx import numpy_helper
-
-    consumers: dict[str, list] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    init = {t.name: t for t in model.graph.initializer}
-    targets = [n for n in model.graph.node if n.op_type == "Conv" and len(n.input) >= 2 and n.input[1] in init
-               and (c := consumers.get(n.output[0], [])) and all(x.op_type == "InstanceNormalization" for x in c)]
-    if not targets or not feeds:
-        return model, 0
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    outs = [n.output[0] for n in targets]
-    probe.graph.output.extend([onnx.helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in outs])
-    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    sums = None
-    for f in feeds:
-        vals = sess.run(outs, f)
-        std = [v.std(axis=(0, 2, 3)) for v in vals]
-        sums = std if sums is None else [a + b for a, b in zip(sums, std, strict=True)]
-    model = onnx.ModelProto()
-    model.CopyFrom(probe)
-    del model.graph.output[len(model.graph.output) - len(outs):]
-    init = {t.name: t for t in model.graph.initializer}
-    for n, total in zip(targets, sums, strict=True):
-        std = total / len(feeds)
-        scale = (1.0 / np.maximum(std, 1e-6 * max(float(std.max()), 1e-12))).astype(np.float32)
-        w = numpy_helper.to_array(init[n.input[1]]).astype(np.float32)
-        init[n.input[1]].CopyFrom(numpy_helper.from_array(w * scale.reshape(-1, *[1] * (w.ndim - 1)), n.input[1]))
-        if len(n.input) >= 3 and n.input[2] in init:  # the mean is removed by the norm: drop the bias
-            b = numpy_helper.to_array(init[n.input[2]])
-            init[n.input[2]].CopyFrom(numpy_helper.from_array(np.zeros_like(b), n.input[2]))
-    return model, len(targets)
-
-
-class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over a list of feeds."""
-
-    def __init__(self, feeds: list[dict[str, np.ndarray]]):
-        self._it = iter(feeds)
-
-    def get_next(self):
-        return next(self._it, None)
-
-
-def quantize(fp32_path: Path, out_path: Path, calib_feeds, parity_feeds, min_psnr: float, force: bool,
-             what: str) -> dict:
-    """Static QDQ INT8 (uint8 activations, per-channel int8 weights) with fp32 fall-back layers.
-
-    Returns the report for the manifest; raises with the figures when no strategy reaches `min_psnr`.
-    """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    model = onnx.load(str(fp32_path))
-    reference = run_onnx(cpu_session(fp32_path), parity_feeds)
-    attempts, best = [], None
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    equalized, n_eq = equalize_before_instance_norm(model, calib_feeds)
-    src = out_path.with_name(f".{out_path.name}.equalized.onnx")
-    write_atomic(src, equalized.SerializeToString())
-    for label, exclude in int8_strategies(model):
-        logging.getLogger().disabled = True  # the quantizer logs through the root logger, noisily
-        try:
-            quantize_static(str(src), str(tmp), _Reader(calib_feeds), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=["Conv"], per_channel=True, reduce_range=False,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
-        finally:
-            logging.getLogger().disabled = False
-        fig = parity(reference, run_onnx(cpu_session(tmp), parity_feeds))
-        attempt = {"strategy": label, "fp32_nodes": exclude, **fig}
-        attempts.append(attempt)
-        _say(f"{what} INT8 ({label}): {fig['psnr_db']:.2f} dB PSNR vs fp32, max abs {fig['max_abs']:.4f}")
-        if best is None or fig["psnr_db"] > best[0]["psnr_db"]:
-            best = (attempt, tmp.read_bytes())
-        if fig["psnr_db"] >= min_psnr:
-            break
-    tmp.unlink(missing_ok=True)
-    src.unlink(missing_ok=True)
-    chosen, data = best
-    if chosen["psnr_db"] < min_psnr and not force:
-        figures = "; ".join(f"{a['strategy']}: {a['psnr_db']:.2f} dB" for a in attempts)
-        raise DanceNowError(f"{what} INT8 parity is below {min_psnr} dB against fp32 ({figures}): keep the fp32 "
-                            "model (--format onnx) or write it anyway with --force")
-    write_atomic(out_path, data)
-    return {"parity_vs_fp32": {k: chosen[k] for k in ("max_abs", "psnr_db", "samples")},
-            "strategy": chosen["strategy"], "fp32_nodes": chosen["fp32_nodes"], "attempts": attempts,
-            "forced": chosen["psnr_db"] < min_psnr, "min_psnr_db": min_psnr, "equalized_convs": n_eq,
-            "scheme": "QDQ, uint8 activations (MinMax), per-channel symmetric int8 weights, Conv only; "
-                      "convs before instance norm equalized per channel"}
 
 
 # --- TorchScript ---------------------------------------------------------------------------------
@@ -358,6 +228,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
     face_info = None
     if face_net is not None and face_crop:
         fshape = [1, 3, face_crop, face_crop]
+        face_ref: list = []
         face_info = {"crop": face_crop, "config": ckpt.get("face_config"), "inputs": {"label_crop": fshape, "frame_crop": fshape},
                      "outputs": {"refined": fshape}}
         face_path = out / "face.onnx"
@@ -389,6 +260,29 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
                 artifacts["face.int8.onnx"] = {"kind": "onnx", "role": "face", "precision": "int8",
                                                "parity_vs_fp32": freport["parity_vs_fp32"]}
 
+    if "openvino" in cfg.formats or "openvino-int8" in cfg.formats:
+        from dancenow.export import openvino_ir
+
+        entries, report = openvino_ir.write_fp32(gen_path, out, "generator", "generator", GEN_IO, size, held.feeds(),
+                                                 held.outputs, cfg.max_abs, cfg.min_bf16_psnr)
+        artifacts.update(entries)
+        gen_info["openvino"] = report
+        if face_info is not None:
+            entries, _ = openvino_ir.write_fp32(out / "face.onnx", out, "face", "face", FACE_IO, (face_crop, face_crop),
+                                                held.face_feeds(), face_ref, cfg.max_abs, cfg.min_bf16_psnr)
+            artifacts.update(entries)
+        if "openvino-int8" in cfg.formats:
+            entries, report = openvino_ir.write_int8(out / "generator.xml", out, "generator.int8", "generator",
+                                                     calib.feeds(), held.feeds(), held.outputs, cfg.min_psnr, cfg.force)
+            artifacts.update(entries)
+            gen_info["openvino"]["int8"] = report
+
+    # held-out label maps for backend="auto" to time the engines on (arrays only: np.load without pickle)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, labels=np.stack(held.labels), previous=np.stack(held.previous))
+    write_atomic(out / SAMPLES, buf.getvalue())
+    artifacts[SAMPLES] = {"kind": "samples", "role": "timing", "count": len(held.labels)}
+
     ts = to_torchscript(generator, size, out / "generator.ts", held)
     artifacts["generator.ts"] = {"kind": "torchscript", "role": "generator", "precision": "fp32", **ts}
     if face_info is not None:
@@ -407,6 +301,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
 
     import onnxruntime
     import onnxslim
+    import openvino
 
     manifest = Manifest(
         name=cfg.name or ckpt.get("name") or ckpt_path.parent.name,
@@ -419,7 +314,8 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
                 "calibration": {"source": calib_source, "samples": len(calib.labels), "parity_samples": len(held.labels),
                                 "face_samples": len(calib.face_labels)},
                 "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-                             "onnxslim": onnxslim.__version__},
+                             "onnxslim": onnxslim.__version__, "openvino": openvino.__version__,
+                             **({"nncf": _nncf_version()} if "openvino-int8" in cfg.formats else {})},
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.monotonic() - t0, 1)},
     )
     path = write_manifest(out, manifest)
@@ -427,22 +323,32 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
     return path
 
 
-def stale_reason(checkpoint: Path, bundle_dir: Path) -> str | None:
-    """Why `bundle_dir` must be (re)built from `checkpoint`, or None when it is current."""
+def _nncf_version() -> str:
+    import nncf
+
+    return nncf.__version__
+
+
+def stale_reason(checkpoint: Path, bundle_dir: Path, formats: tuple[str, ...] = CPU_FORMATS) -> str | None:
+    """Why `bundle_dir` must be (re)built from `checkpoint` in `formats`, or None when it is current."""
     if not (bundle_dir / MANIFEST).is_file():
-        return f"first use: exporting {checkpoint.name} to {bundle_dir} (ONNX + INT8, about a minute)"
+        return f"first use: exporting {checkpoint.name} to {bundle_dir} (ONNX, OpenVINO and INT8 models, about a minute)"
     try:
-        built_from = read_manifest(bundle_dir, verify=False).export.get("checkpoint_sha256")
+        manifest = read_manifest(bundle_dir, verify=False)
     except DanceNowError as e:
         return f"{bundle_dir} is not usable ({e}): exporting it again"
-    if built_from != sha256(checkpoint):
+    if manifest.export.get("checkpoint_sha256") != sha256(checkpoint):
         return f"{checkpoint.name} changed since {bundle_dir} was built: exporting it again"
+    have = {(e.get("kind"), e.get("precision")) for e in manifest.artifacts.values() if e.get("role") == "generator"}
+    missing = [f for f in formats if f in FORMAT_ARTIFACTS and FORMAT_ARTIFACTS[f] not in have]
+    if missing or SAMPLES not in manifest.artifacts:
+        return f"{bundle_dir} was built without {', '.join(missing or [SAMPLES])}: exporting it again"
     return None
 
 
 def ensure_bundle(checkpoint: str | os.PathLike, bundle_dir: str | os.PathLike) -> Path:
-    """The bundle for `checkpoint` in `bundle_dir`: exported (onnx + ort-int8) on first use, and again
-    whenever the checkpoint's sha256 changed. Safe against two processes doing it at once."""
+    """The bundle for `checkpoint` in `bundle_dir`: exported (the CPU formats) on first use, and again
+    whenever the checkpoint's sha256 changed or a format is missing. Safe against two processes doing it at once."""
     checkpoint, bundle_dir = Path(checkpoint), Path(bundle_dir)
     if not checkpoint.is_file():
         raise DanceNowError(f"checkpoint {checkpoint} not found: the built-in demo target needs it "
@@ -456,5 +362,5 @@ def ensure_bundle(checkpoint: str | os.PathLike, bundle_dir: str | os.PathLike) 
         _say(reason)
         if bundle_dir.exists():
             shutil.rmtree(bundle_dir)  # our cache: an old or half-written bundle
-        export(checkpoint, bundle_dir, ExportConfig(formats=("onnx", "ort-int8")))
+        export(checkpoint, bundle_dir, ExportConfig(formats=CPU_FORMATS))
     return bundle_dir

@@ -83,3 +83,21 @@ class VGGLoss(nn.Module):
             loss = loss + w * F.l1_loss(f, r.detach())
             start = end
         return loss
+
+
+def adversarial(D: nn.Module, fake: torch.Tensor, real: torch.Tensor, lambda_feat: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generator's LSGAN loss and feature matching against `D`, judged on (fake, real) in one
+    pass (the real half's features are the targets, detached)."""
+    n = fake.shape[0]
+    preds = D(torch.cat([fake, real]))
+    p_fake = [[f[:n] for f in s] for s in preds]
+    p_real = [[f[n:].detach() for f in s] for s in preds]
+    return lsgan(p_fake, True), feature_matching(p_fake, p_real) * lambda_feat
+
+
+def discriminator(D: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss on real, loss on fake) for `D`: real pairs are real, generated (detached) are fake."""
+    n = fake.shape[0]
+    preds = D(torch.cat([fake.detach(), real]))
+    return lsgan([[f[n:] for f in s] for s in preds], True), lsgan([[f[:n] for f in s] for s in preds], False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
 import torch
@@ -90,3 +91,42 @@ def tensorboard(out: Path):
 def grid(label: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """label | generated | real, side by side, CHW in [0, 1] for TensorBoard."""
     return torch.cat([label[0], fake[0], real[0]], dim=2).detach().float().clamp(-1, 1).add(1).div(2).cpu()
+
+
+class Stage:
+    """One training stage's bookkeeping after each step: progress bar, loss means in the summary
+    and TensorBoard, the image grid, wall time, and periodic checkpoints."""
+
+    def __init__(self, name: str, step: int, total: int, summary: dict, timing: dict, writer,
+                 log_every: int, image_every: int, checkpoint_every: int, checkpoint, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.name, self.total, self.summary, self.timing, self.writer = name, total, summary, timing, writer
+        self.log_every, self.image_every, self.checkpoint_every = log_every, image_every, checkpoint_every
+        self.checkpoint = checkpoint
+        self.meter, self.t0, self.n0 = Meter(), time.perf_counter(), step
+        self.bar = tqdm(total=total, initial=step, desc=name, unit="step", disable=not progress)
+
+    def after(self, step: int, losses: dict[str, torch.Tensor], images) -> None:
+        """Account for finished step `step`; `images` = (label, generated, real) batches for the grid."""
+        self.meter.add({k: v.detach() for k, v in losses.items()})
+        self.bar.update(1)
+        if step % self.log_every == 0 or step == self.total:
+            means = self.meter.means()
+            rate = (step - self.n0) / max(1e-9, time.perf_counter() - self.t0)
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
+            self.summary[f"{self.name}_losses"], self.summary[f"{self.name}_it_per_s"] = means, round(rate, 3)
+            if self.writer:
+                for k, v in means.items():
+                    self.writer.add_scalar(f"{self.name}/{k}", v, step)
+                self.writer.add_scalar(f"{self.name}/it_per_s", rate, step)
+        if self.writer and (step % self.image_every == 0 or step == self.total or step == self.n0 + 1):
+            self.writer.add_image(f"{self.name}/label|generated|real", grid(*images), step)
+        if step % self.checkpoint_every == 0 and step < self.total:
+            self.timing[self.name] += time.perf_counter() - self.t0
+            self.t0, self.n0 = time.perf_counter(), step
+            self.checkpoint("periodic")
+
+    def close(self) -> None:
+        self.bar.close()
+        self.timing[self.name] += time.perf_counter() - self.t0

@@ -16,23 +16,21 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from dancenow.errors import DanceNowError
 from dancenow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from dancenow.training.discriminator import DiscriminatorConfig, MultiscaleDiscriminator
-from dancenow.training.losses import VGGLoss, feature_matching, lsgan
+from dancenow.training.losses import VGGLoss, adversarial, discriminator
 from dancenow.training.networks import FaceGenerator, Generator
 from dancenow.training.prepare import TargetData, load_prepared
 from dancenow.training.profiles import Profile, get_profile
-from dancenow.training.runtime import Meter, StopFlag, any_rank, dist_setup, grid, tensorboard, wrap_ddp
+from dancenow.training.runtime import Stage, StopFlag, any_rank, dist_setup, tensorboard, wrap_ddp
 
 log = logging.getLogger(__name__)
 BLANK_PREVIOUS = "black"  # the previous frame for the first frame: a black image (-1 in tensor space)
@@ -188,8 +186,8 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         if step < steps:
             G.train()
             D.train()
-            meter, t0, n0 = Meter(), time.perf_counter(), step
-            bar = tqdm(total=steps, initial=step, desc="generator", unit="step", disable=not progress or rank != 0)
+            stage = Stage("generator", step, steps, summary, timing, writer, log_every, prof.image_every,
+                          checkpoint_every, checkpoint, progress and rank == 0)
             while step < steps:
                 if any_rank(stop.requested, world, device):
                     interrupted = True
@@ -205,13 +203,10 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                     else:
                         fake = torch.cat([torch.cat([l0, f0], 1), torch.cat([l1, f1], 1)])
                         real = torch.cat([torch.cat([l0, r0], 1), torch.cat([l1, r1], 1)])
-                    n = fake.shape[0]
                     # Generator: fool D, match D's features on the real pair, stay close in L1 (and VGG).
                     D.requires_grad_(world > 1)  # DDP expects every parameter's gradient; alone, skip D's
-                    preds = D_model(torch.cat([fake, real]))
-                    p_fake = [[f[:n] for f in s] for s in preds]
-                    p_real = [[f[n:].detach() for f in s] for s in preds]
-                    losses = {"g_gan": lsgan(p_fake, True), "g_feat": feature_matching(p_fake, p_real) * prof.lambda_feat,
+                    g_gan, g_feat = adversarial(D_model, fake, real, prof.lambda_feat)
+                    losses = {"g_gan": g_gan, "g_feat": g_feat,
                               "g_l1": (torch.nn.functional.l1_loss(f0, r0) + torch.nn.functional.l1_loss(f1, r1))
                               * prof.lambda_l1 / 2}
                     if vgg is not None:
@@ -223,35 +218,15 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                 # Discriminator: real pairs are real, generated pairs are fake.
                 D.requires_grad_(True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    preds = D_model(torch.cat([fake.detach(), real]))
-                    d_fake = lsgan([[f[:n] for f in s] for s in preds], False)
-                    d_real = lsgan([[f[n:] for f in s] for s in preds], True)
-                    loss_d = 0.5 * (d_fake + d_real)
+                    d_real, d_fake = discriminator(D_model, fake, real)
                 opt_D.zero_grad(set_to_none=True)
-                scaler.scale(loss_d).backward()
+                scaler.scale(0.5 * (d_fake + d_real)).backward()
                 scaler.step(opt_D)
                 scaler.update()
                 losses.update(d_real=d_real, d_fake=d_fake)
                 step += 1
-                meter.add({k: v.detach() for k, v in losses.items()})
-                bar.update(1)
-                if step % log_every == 0 or step == steps:
-                    means = meter.means()
-                    rate = (step - n0) / max(1e-9, time.perf_counter() - t0)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
-                    summary["generator_losses"], summary["generator_it_per_s"] = means, round(rate, 3)
-                    if writer:
-                        for k, v in means.items():
-                            writer.add_scalar(f"generator/{k}", v, step)
-                        writer.add_scalar("generator/it_per_s", rate, step)
-                if writer and (step % prof.image_every == 0 or step == steps or step == n0 + 1):
-                    writer.add_image("generator/label|generated|real", grid(l1, f1, r1), step)
-                if step % checkpoint_every == 0 and step < steps:
-                    timing["generator"] += time.perf_counter() - t0
-                    t0, n0 = time.perf_counter(), step
-                    checkpoint("periodic")
-            bar.close()
-            timing["generator"] += time.perf_counter() - t0
+                stage.after(step, losses, (l1, f1, r1))
+            stage.close()
 
         # --- stage 2: the face residual net, generator frozen -----------------------------------
         if not interrupted and F_net is not None and face_step < face_steps:
@@ -260,8 +235,8 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                 raise DanceNowError(f"no face was found in {data_dir}'s training frames: train with --no-face")
             G.eval().requires_grad_(False)
             F_model, FD_model = wrap_ddp(F_net, world, device), wrap_ddp(FD, world, device)
-            meter, t0, n0 = Meter(), time.perf_counter(), face_step
-            bar = tqdm(total=face_steps, initial=face_step, desc="face", unit="step", disable=not progress or rank != 0)
+            stage = Stage("face", face_step, face_steps, summary, timing, writer, log_every, prof.image_every,
+                          checkpoint_every, checkpoint, progress and rank == 0)
             while face_step < face_steps:
                 if any_rank(stop.requested, world, device):
                     interrupted = True
@@ -277,11 +252,8 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                     fc = F_model(lc, gc)
                     FD.requires_grad_(world > 1)
                     fake, real = torch.cat([lc, fc], 1), torch.cat([lc, rc], 1)
-                    n = fake.shape[0]
-                    preds = FD_model(torch.cat([fake, real]))
-                    p_fake = [[f[:n] for f in s] for s in preds]
-                    p_real = [[f[n:].detach() for f in s] for s in preds]
-                    losses = {"f_gan": lsgan(p_fake, True), "f_feat": feature_matching(p_fake, p_real) * prof.lambda_feat,
+                    f_gan, f_feat = adversarial(FD_model, fake, real, prof.lambda_feat)
+                    losses = {"f_gan": f_gan, "f_feat": f_feat,
                               "f_l1": torch.nn.functional.l1_loss(fc, rc) * prof.lambda_face_l1}
                     if vgg is not None:
                         losses["f_vgg"] = vgg(fc.float(), rc) * prof.lambda_vgg
@@ -291,33 +263,15 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                 scaler.step(opt_F)
                 FD.requires_grad_(True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    preds = FD_model(torch.cat([fake.detach(), real]))
-                    d_fake = lsgan([[f[:n] for f in s] for s in preds], False)
-                    d_real = lsgan([[f[n:] for f in s] for s in preds], True)
+                    d_real, d_fake = discriminator(FD_model, fake, real)
                 opt_FD.zero_grad(set_to_none=True)
                 scaler.scale(0.5 * (d_fake + d_real)).backward()
                 scaler.step(opt_FD)
                 scaler.update()
                 losses.update(fd_real=d_real, fd_fake=d_fake)
                 face_step += 1
-                meter.add({k: v.detach() for k, v in losses.items()})
-                bar.update(1)
-                if face_step % log_every == 0 or face_step == face_steps:
-                    means = meter.means()
-                    rate = (face_step - n0) / max(1e-9, time.perf_counter() - t0)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
-                    summary["face_losses"], summary["face_it_per_s"] = means, round(rate, 3)
-                    if writer:
-                        for k, v in means.items():
-                            writer.add_scalar(f"face/{k}", v, face_step)
-                if writer and (face_step % prof.image_every == 0 or face_step == face_steps):
-                    writer.add_image("face/label|generated|real", grid(lc, fc, rc), face_step)
-                if face_step % checkpoint_every == 0 and face_step < face_steps:
-                    timing["face"] += time.perf_counter() - t0
-                    t0, n0 = time.perf_counter(), face_step
-                    checkpoint("periodic")
-            bar.close()
-            timing["face"] += time.perf_counter() - t0
+                stage.after(face_step, losses, (lc, fc, rc))
+            stage.close()
         checkpoint("interrupted" if interrupted else "done")
     if writer:
         writer.close()

@@ -1,9 +1,13 @@
-"""`dancenow bench engines BUNDLE`: every backend and precision the bundle offers here, against
-PyTorch eager fp32 (built from the bundle's checkpoint.pt) measured in the same run.
+"""`dancenow bench engines BUNDLE`: every backend and precision the bundle offers here, at 1 and 2
+threads, against PyTorch eager fp32 (built from the bundle's checkpoint.pt) and against ONNX Runtime
+INT8 (the CPU default before OpenVINO), both measured in the same run, plus what `auto` picks.
 
-Backends are timed round-robin, one call each in turn, so a busy machine slows them alike and the
-ratios stay meaningful even when the absolute figures are noisy. Parity is PSNR of each backend's
-frames against the eager frames on label maps of the built-in dance.
+Each engine is timed in blocks of consecutive calls, two passes in alternating order. Not one call
+each in turn: a backend's worker threads keep spinning after a call (ONNX Runtime's, oneTBB's,
+OpenMP's) and interleaving measured OpenVINO bf16 twice too slow right after ONNX Runtime. The
+alternating passes make a change in machine load hit every engine alike. Parity is PSNR of each
+engine's frames against the eager frames on label maps of the built-in dance. Every result names
+the host (CPU model, cores, ISA flags, ONEDNN_MAX_CPU_ISA cap): figures from different hosts differ.
 """
 
 from __future__ import annotations
@@ -14,19 +18,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio
 
 from dancenow.engines import load_engine
 from dancenow.engines.base import to_image, to_tensor
 from dancenow.engines.bundle import read_manifest
 from dancenow.errors import DanceNowError
+from dancenow.host import cpu_info, describe_cpu
 from dancenow.realtime.pose.choreography import PERIOD, pose_at
 from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.training.checkpoint import build_generator, load_checkpoint
 
 BASELINE = ("torch-eager", "fp32")
-CANDIDATES = [("tensorrt", None), ("onnxruntime", "int8"), ("onnxruntime", "fp32"), ("torch", "fp32")]
+REFERENCE = ("onnxruntime", "int8")  # every row's speed-up is also given against this one
+CANDIDATES = [("tensorrt", None), ("openvino", "bf16"), ("openvino", "int8"), ("openvino", "int8-qdq"),
+              ("openvino", "fp32"), ("onnxruntime", "int8"), ("onnxruntime", "fp32"), ("torch", "fp32"),
+              ("auto", None)]
+THREAD_COUNTS = (1, 2)
+PASSES = 2
 
 
 class _Eager:
@@ -52,62 +61,127 @@ def _inputs(manifest, n: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int | None = None) -> dict:
-    """Median/p95 latency, fps, GFLOP/s and parity per backend; ratio to PyTorch eager fp32."""
-    bundle = Path(bundle)
-    manifest = read_manifest(bundle, verify=True)
-    if "checkpoint.pt" not in manifest.artifacts:
-        raise DanceNowError(f"{bundle} has no checkpoint.pt for the PyTorch eager baseline: re-export it")
-    iterations = 40 if iterations is None else int(iterations)
-    if iterations < 1:
-        raise DanceNowError(f"--frames must be at least 1, got {iterations}")
-    engines, skipped = {BASELINE: _Eager(bundle)}, {}
+def _load(bundle: Path, backend: str, precision: str | None, threads: int):
+    """One engine; "int8-qdq" is OpenVINO running the QDQ ONNX file (what bundles without an INT8 IR get)."""
+    if precision != "int8-qdq":
+        return load_engine(bundle, backend, threads=threads, precision=precision)
+    from dancenow.engines.openvino_engine import OpenVinoEngine
+
+    manifest = read_manifest(bundle, verify=False)
+    rel = next((r for r, e in manifest.artifacts.items()
+                if (e.get("kind"), e.get("role"), e.get("precision")) == ("onnx", "generator", "int8")), None)
+    if rel is None:
+        raise DanceNowError("the bundle has no QDQ INT8 ONNX generator")
+    eng = OpenVinoEngine(bundle / rel, manifest.resolution, "int8", threads=threads)
+    eng.precision = "int8-qdq"
+    return eng
+
+
+def _time(engines: dict, inputs: list, iterations: int) -> dict:
+    """Per engine: `iterations` timed calls, in PASSES blocks of alternating order."""
+    times: dict = {k: [] for k in engines}
+    order = list(engines)
+    per_pass = max(1, iterations // PASSES)
+    for p in range(PASSES):
+        for key in order if p % 2 == 0 else order[::-1]:
+            eng = engines[key]
+            time.sleep(0.1)  # and two untimed calls: the previous block's worker threads stop spinning
+            for a, b in inputs[:2]:
+                eng.generate(a, b)
+            n = per_pass if p < PASSES - 1 else iterations - per_pass * (PASSES - 1)
+            for i in range(n):
+                a, b = inputs[i % len(inputs)]
+                t = time.perf_counter()
+                eng.generate(a, b)
+                times[key].append(time.perf_counter() - t)
+    return times
+
+
+def _psnr(reference: list[np.ndarray], outs: list[np.ndarray]) -> float:
+    mse = np.mean([np.mean((o.astype(np.float64) - r) ** 2) for o, r in zip(outs, reference, strict=True)])
+    return 120.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def _phase(bundle: Path, threads: int, iterations: int, inputs: list, gflop: float, skipped: dict,
+           first: bool) -> list[dict]:
+    """Every engine at `threads` threads, timed against each other."""
+    torch.set_num_threads(threads)
+    engines = {(*BASELINE, threads): _Eager(bundle)}
     for backend, precision in CANDIDATES:
+        if backend == "tensorrt" and not first:
+            continue
         try:
-            eng = load_engine(bundle, backend, threads=threads, precision=precision)
+            eng = _load(bundle, backend, precision, threads)
         except DanceNowError as e:
             skipped[f"{backend} {precision or ''}".strip()] = str(e)
             continue
-        engines[(eng.name, eng.precision)] = eng
-    inputs = _inputs(manifest)
-    reference = [engines[BASELINE].generate(a, b) for a, b in inputs]
-    psnr = {}
-    for key, eng in engines.items():
-        outs = [eng.generate(a, b) for a, b in inputs]  # also the warm-up
-        err = np.mean([np.mean((o.astype(np.float64) - r) ** 2) for o, r in zip(outs, reference, strict=True)])
-        psnr[key] = 120.0 if err == 0 else float(peak_signal_noise_ratio(np.stack(reference), np.stack(outs), data_range=255))
-    times: dict = {k: [] for k in engines}
-    for i in range(iterations):
-        a, b = inputs[i % len(inputs)]
-        for key, eng in engines.items():
-            t = time.perf_counter()
-            eng.generate(a, b)
-            times[key].append(time.perf_counter() - t)
-    gflop = float(manifest.generator.get("gflop") or 0.0)
-    base_fps = 1.0 / float(np.median(times[BASELINE]))
+        engines[("auto" if backend == "auto" else eng.name, eng.precision, threads)] = eng
+    torch.set_num_threads(threads)  # a torch engine sets it process-wide; keep the phase's count
+    reference = [engines[(*BASELINE, threads)].generate(a, b) for a, b in inputs]
+    psnr = {k: _psnr(reference, [e.generate(a, b) for a, b in inputs]) for k, e in engines.items()}  # + warm-up
+    times = _time(engines, inputs, iterations)
+    med = {k: float(np.median(v)) * 1000 for k, v in times.items()}
+    base, ref = med[(*BASELINE, threads)], med.get((*REFERENCE, threads))
     rows = []
-    for (name, precision), ts in times.items():
+    for key, ts in times.items():
         ms = np.asarray(ts) * 1000
-        fps = 1000.0 / float(np.median(ms))
-        rows.append({"backend": name, "precision": precision, "device": engines[(name, precision)].device,
-                     "median_ms": round(float(np.median(ms)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
-                     "fps": round(fps, 2), "gflops": round(gflop * fps, 1), "psnr_db": round(psnr[(name, precision)], 2),
-                     "ratio": round(fps / base_fps, 2)})
+        eng = engines[key]
+        row = {"backend": key[0], "precision": key[1], "threads": threads, "device": eng.device,
+               "median_ms": round(med[key], 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
+               "fps": round(1000.0 / med[key], 2), "gflops": round(gflop * 1000.0 / med[key], 1),
+               "psnr_db": round(psnr[key], 2), "ratio": round(base / med[key], 2),
+               "vs_ort_int8": round(ref / med[key], 2) if ref else None, "source": getattr(eng, "source", None)}
+        if key[0] == "auto":
+            choice = eng.choice or {}
+            row["choice"] = {"backend": eng.name, "precision": eng.precision, "cached": choice.get("cached"),
+                             "candidates": choice.get("candidates"), "skipped": choice.get("skipped")}
+        rows.append(row)
+    return rows
+
+
+def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int | None = None) -> dict:
+    """Median/p95 latency, fps, GFLOP/s and parity per engine and thread count; ratios to PyTorch eager
+    fp32 and to ONNX Runtime INT8 at the same thread count. `threads`: only that count (else 1 and 2)."""
+    bundle = Path(bundle)
+    iterations = 40 if iterations is None else int(iterations)
+    if iterations < 1:
+        raise DanceNowError(f"--frames must be at least 1, got {iterations}")
+    if threads is not None and threads < 1:
+        raise DanceNowError(f"threads must be at least 1, got {threads}")
+    manifest = read_manifest(bundle, verify=True)
+    if "checkpoint.pt" not in manifest.artifacts:
+        raise DanceNowError(f"{bundle} has no checkpoint.pt for the PyTorch eager baseline: re-export it")
+    gflop = float(manifest.generator.get("gflop") or 0.0)
+    inputs = _inputs(manifest)
+    counts = (int(threads),) if threads else THREAD_COUNTS
+    skipped: dict = {}
+    saved = torch.get_num_threads()
+    try:
+        rows = [row for i, t in enumerate(counts) for row in _phase(bundle, t, iterations, inputs, gflop, skipped, i == 0)]
+    finally:
+        torch.set_num_threads(saved)
     return {"bundle": str(bundle), "target": manifest.name, "resolution": list(manifest.resolution), "gflop": gflop,
-            "iterations": iterations, "threads": threads or "default (one per core)",
-            "baseline": " ".join(BASELINE), "rows": rows, "skipped": skipped,
+            "iterations": iterations, "threads": list(counts), "baseline": " ".join(BASELINE),
+            "reference": " ".join(REFERENCE), "rows": rows, "skipped": skipped, "host": cpu_info(),
             "load_average": [round(v, 2) for v in os.getloadavg()], "cpus": os.cpu_count()}
 
 
 def format_table(r: dict) -> str:
     h, w = r["resolution"]
-    lines = [f"engines bench: {r['target']} at {h}x{w}, {r['gflop']:.2f} GFLOP/frame, {r['iterations']} frames each, "
-             f"round-robin; threads {r['threads']}; load average {r['load_average']} on {r['cpus']} CPUs",
-             f"{'backend':<14}{'precision':<10}{'device':<8}{'median ms':>10}{'p95 ms':>9}{'fps':>8}{'GFLOP/s':>9}"
-             f"{'PSNR dB':>9}{'x eager':>9}"]
+    lines = [f"engines bench: {r['target']} at {h}x{w}, {r['gflop']:.2f} GFLOP/frame, {r['iterations']} frames per engine, "
+             f"in blocks; threads {', '.join(map(str, r['threads']))}; load average {r['load_average']}",
+             f"host: {describe_cpu()}",
+             f"{'backend':<15}{'precision':<10}{'thr':>4}{'median ms':>10}{'p95 ms':>8}{'fps':>7}{'GFLOP/s':>8}"
+             f"{'PSNR dB':>8}{'x eager':>8}{'x ORT int8':>11}  source"]
     for row in r["rows"]:
-        lines.append(f"{row['backend']:<14}{row['precision']:<10}{row['device']:<8}{row['median_ms']:>10.1f}"
-                     f"{row['p95_ms']:>9.1f}{row['fps']:>8.1f}{row['gflops']:>9.1f}{row['psnr_db']:>9.2f}{row['ratio']:>9.2f}")
-    lines.append(f"baseline: {r['baseline']} (PSNR against its own frames; 120 = identical)")
+        vs = f"{row['vs_ort_int8']:>11.2f}" if row["vs_ort_int8"] is not None else f"{'-':>11}"
+        name = row["backend"]
+        if "choice" in row:
+            name = f"auto:{row['choice']['backend']}"
+        lines.append(f"{name:<15}{row['precision']:<10}{row['threads']:>4}{row['median_ms']:>10.1f}{row['p95_ms']:>8.1f}"
+                     f"{row['fps']:>7.1f}{row['gflops']:>8.1f}{row['psnr_db']:>8.2f}{row['ratio']:>8.2f}{vs}"
+                     f"  {row['source'] or ''}")
+    lines.append(f"baseline: {r['baseline']} (PSNR against its own frames; 120 = identical); "
+                 f"x ORT int8: speed against {r['reference']} at the same thread count")
     lines += [f"skipped {k}: {v}" for k, v in r["skipped"].items()]
     return "\n".join(lines)

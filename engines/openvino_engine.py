@@ -1,0 +1,152 @@
+"""OpenVINO backend: the bundle's generator (OpenVINO IR, else its ONNX file) on the CPU.
+
+Why OpenVINO: on a CPU with AVX512_BF16 or AMX it runs the generator in bf16 several times faster
+than ONNX Runtime runs it in INT8, and its NNCF INT8 model is fast on AVX2/VNNI hosts too.
+
+Precisions: "bf16" (INFERENCE_PRECISION_HINT bf16, only where the CPU has AVX512_BF16/AMX and
+ONEDNN_MAX_CPU_ISA does not cap oneDNN below AVX-512: under such a cap compiling bf16 fails),
+"fp32" (hint f32) and "int8" (the NNCF INT8 IR or the QDQ ONNX file, hint f32). The hint is always
+set explicitly, so a capped host never hits OpenVINO's bf16 default.
+
+Threads: INFERENCE_NUM_THREADS is set explicitly (default 1: the live loop gives MediaPipe the other
+core), one stream, the LATENCY hint. CPU pinning is off by default: on Linux OpenVINO pins its
+threads to cores, which makes two workloads (MediaPipe, a second engine or process) fight for the
+same core (OpenVINO's docs advise disabling it when several workloads run in parallel). The
+scheduling core type only matters on hybrid P/E-core CPUs, so it keeps its default (ANY_CORE).
+
+An engine owns ONE InferRequest per network: use an engine from one thread at a time (the live loop
+has one generator worker). `infer()` releases the GIL, so other Python threads run meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from dancenow.engines.base import Engine, to_image, to_tensor
+from dancenow.errors import DanceNowError
+from dancenow.host import cpu_info
+
+log = logging.getLogger(__name__)
+
+HINTS = {"bf16": "bf16", "fp32": "f32", "int8": "f32"}
+# oneDNN ISA caps under which OpenVINO can still compile bf16 (anything from AVX-512 up; measured:
+# AVX512_CORE, _VNNI, _BF16, _AMX and ALL compile, AVX2 fails with "object is not initialized").
+_BF16_CAPS = ("AVX512", "AVX10", "ALL")
+_core: ov.Core | None = None
+
+
+class CompileError(DanceNowError):
+    """OpenVINO could not compile a model at a precision on this CPU (not a fault of the bundle)."""
+
+
+def core() -> ov.Core:
+    """One OpenVINO Core per process (compiling models is thread-safe on it)."""
+    global _core
+    if _core is None:
+        _core = ov.Core()
+    return _core
+
+
+def bf16_unavailable() -> str | None:
+    """Why bf16 cannot run here, or None when it can."""
+    info = cpu_info()
+    if not info.get("bf16"):
+        return f"this CPU ({info.get('model')}) has neither AVX512_BF16 nor AMX"
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or "").upper()
+    if cap and not cap.startswith(_BF16_CAPS):
+        return f"ONEDNN_MAX_CPU_ISA={cap} caps oneDNN below AVX-512, where OpenVINO cannot compile bf16"
+    return None
+
+
+def compile_config(precision: str, threads: int | None, pin: bool = False) -> dict:
+    """The compile properties, all explicit (OpenVINO's defaults assume it owns the machine)."""
+    if precision not in HINTS:
+        raise DanceNowError(f"unknown OpenVINO precision {precision!r}: use {', '.join(HINTS)}")
+    return {"INFERENCE_PRECISION_HINT": HINTS[precision], "INFERENCE_NUM_THREADS": int(threads or 1),
+            "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": bool(pin)}
+
+
+def read(path: Path, weights: Path | None = None) -> ov.Model:
+    """An IR (.xml + .bin) or an ONNX file; nothing in either runs code (no extensions are loaded)."""
+    try:
+        return core().read_model(str(path), str(weights)) if weights else core().read_model(str(path))
+    except Exception as e:  # OpenVINO raises RuntimeError subclasses for damaged files
+        raise DanceNowError(f"OpenVINO cannot read {path.name} ({type(e).__name__}: {str(e).strip()[:300]}): "
+                            "re-export the bundle with `export-engine`") from None
+
+
+def check_io(model: ov.Model, path: Path, inputs: tuple[str, str], output: str, size: tuple[int, int]) -> None:
+    """The model must take and give static 1x3xHxW at the manifest's resolution."""
+    want = [1, 3, int(size[0]), int(size[1])]
+    got = {i.get_any_name(): i.get_partial_shape() for i in model.inputs}
+    got_out = {o.get_any_name(): o.get_partial_shape() for o in model.outputs}
+    if set(got) != set(inputs) or output not in got_out:
+        raise DanceNowError(f"{path.name} has inputs {sorted(got)} and outputs {sorted(got_out)}, expected "
+                            f"{list(inputs)} -> {output}: re-export the bundle with `export-engine`")
+    for name, shape in [*got.items(), (output, got_out[output])]:
+        dims = [d.get_length() if d.is_static else "?" for d in shape]
+        if dims != want:
+            raise DanceNowError(f"{path.name} takes {name} of shape {dims} but the manifest says {want}: "
+                                "the bundle is mismatched; re-export it with `export-engine`")
+
+
+class _Runner:
+    """One compiled network with two image inputs, one image output and its own InferRequest."""
+
+    def __init__(self, path: Path, weights: Path | None, inputs: tuple[str, str], output: str,
+                 size: tuple[int, int], config: dict):
+        model = read(path, weights)
+        check_io(model, path, inputs, output, size)
+        try:
+            self.compiled = core().compile_model(model, "CPU", config)
+        except Exception as e:
+            raise CompileError(f"OpenVINO cannot compile {path.name} with {config} ({type(e).__name__}: "
+                                f"{str(e).strip()[:300]}): try another precision (--precision fp32)") from None
+        self.request = self.compiled.create_infer_request()
+        self.inputs = inputs
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = self.request.infer({self.inputs[0]: to_tensor(a), self.inputs[1]: to_tensor(b)},
+                                 share_inputs=True, share_outputs=True)
+        return to_image(out[0])  # copies: the shared output buffer is reused by the next call
+
+
+class OpenVinoEngine(Engine):
+    """The generator (and face net) compiled by OpenVINO for this CPU. One thread at a time."""
+
+    name = "openvino"
+    device = "cpu"
+
+    def __init__(self, generator: Path, resolution: tuple[int, int], precision: str,
+                 face: Path | None = None, face_crop: int | None = None, threads: int | None = 1,
+                 weights: Path | None = None, face_weights: Path | None = None, pin: bool = False):
+        if precision == "bf16" and (why := bf16_unavailable()):
+            raise DanceNowError(f"OpenVINO bf16 cannot run here: {why}; use --precision fp32 or int8"
+                                + (" (or unset ONEDNN_MAX_CPU_ISA)" if "ONEDNN" in why else ""))
+        config = compile_config(precision, threads, pin)
+        self.precision = precision
+        self.threads = int(threads or 1)
+        self.resolution = (int(resolution[0]), int(resolution[1]))
+        self.source = generator.name
+        self._gen = _Runner(generator, weights, ("pose", "previous"), "frame", self.resolution, config)
+        self._face = None
+        if face is not None and face_crop:
+            self.face_crop = int(face_crop)
+            # The face net is tiny (a 32-px crop): INT8 gains nothing there, so it runs fp32 then.
+            fconfig = compile_config("fp32" if precision == "int8" else precision, threads, pin)
+            self._face = _Runner(face, face_weights, ("label_crop", "frame_crop"), "refined",
+                                 (self.face_crop, self.face_crop), fconfig)
+
+    def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
+        return self._gen(label_map, previous_frame)
+
+    def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
+        return self._face(label_crop, frame_crop)
+
+    def describe(self) -> str:
+        return f"{super().describe()} from {self.source}, {self.threads} thread{'s' * (self.threads > 1)}"
