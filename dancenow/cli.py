@@ -64,6 +64,10 @@ def cmd_bench(a: argparse.Namespace) -> None:
         from dancenow.realtime.bench import web as b
 
         _print_result(b.run(_default_bundle(a.target), seconds=a.seconds, clip=a.clip), a.json, b.format_table)
+    elif a.what == "soak":
+        from dancenow.realtime.bench import soak as b
+
+        _print_result(b.run(_default_bundle(a.target), minutes=a.minutes, clip=a.clip), a.json, b.format_table)
 
 
 def cmd_prepare(a: argparse.Namespace) -> None:
@@ -82,7 +86,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     train(a.data_dir, a.out, profile=a.profile, steps=a.steps, face_steps=a.face_steps,
           vgg_weights=a.vgg_weights, seed=a.seed, temporal=not a.no_temporal, face=not a.no_face,
-          checkpoint_every=a.checkpoint_every)
+          checkpoint_every=a.checkpoint_every, bf16=a.bf16)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -133,10 +137,15 @@ def cmd_calibrate(a: argparse.Namespace) -> None:
 
 
 def cmd_serve(a: argparse.Namespace) -> None:
+    from dancenow.realtime.serve.encoder import parse_bitrate
     from dancenow.realtime.serve.server import ServeConfig, serve
 
-    serve(ServeConfig(target=_default_bundle(a.target), source=a.source, host=a.host, port=a.port,
-                      backend=a.backend, layout=a.layout, token=a.token, max_peers=a.max_peers))
+    # checked before the target is built: a bad --publish URL or --bitrate fails at once
+    cfg = ServeConfig(target=None, source=a.source, host=a.host, port=a.port, backend=a.backend, layout=a.layout,
+                      token=a.token, max_peers=a.max_peers, bitrate=parse_bitrate(a.bitrate),
+                      publish=tuple(a.publish or ()), publish_token=a.publish_token, stamp=a.stamp)
+    cfg.target = _default_bundle(a.target)
+    serve(cfg)
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -176,12 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=_size, default=None, help="label map size HxW (default: frame size)")
     s.set_defaults(func=cmd_pose)
 
-    s = sub.add_parser("bench", help="benchmarks: pose, engines, live, web")
-    s.add_argument("what", choices=["pose", "engines", "live", "web"])
+    s = sub.add_parser("bench", help="benchmarks: pose, engines, live, web, soak")
+    s.add_argument("what", choices=["pose", "engines", "live", "web", "soak"])
     s.add_argument("clip", nargs="?", default=None, help="a video clip (default: one from ../shared/data)")
     s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
     s.add_argument("--frames", type=int, default=None, help="frames or iterations to time")
     s.add_argument("--seconds", type=float, default=60.0, help="how long to stream (live, web)")
+    s.add_argument("--minutes", type=float, default=30.0, help="how long to soak (soak: one performer, two viewers)")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.set_defaults(func=cmd_bench)
 
@@ -205,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-temporal", action="store_true", help="ablation: no previous-frame input")
     s.add_argument("--no-face", action="store_true", help="skip the face stage")
     s.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: the profile's)")
+    s.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast and channels_last on a CPU with native bf16 (AVX512_BF16 or AMX)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="score a trained target on its held-out frames")
@@ -253,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", choices=LAYOUTS, default="target")
     s.add_argument("--token", default=None, help="token to perform and switch targets (default: random)")
     s.add_argument("--max-peers", type=int, default=8)
+    s.add_argument("--bitrate", default="1M", help="VP8 bitrate of the one stream every viewer gets (and of "
+                   "RTMP's H.264): bits/s like 1500k or 2M (default 1M)")
+    s.add_argument("--publish", action="append", metavar="URL", help="also publish the stream: a WHIP endpoint "
+                   "(https://HOST/whip/ENDPOINT) or RTMP (rtmp://HOST/APP/KEY); repeat for several")
+    s.add_argument("--publish-token", default=None, help="bearer token for the WHIP endpoint")
+    s.add_argument("--stamp", action=argparse.BooleanOptionalAction, default=None, help="paint the latency stamp "
+                   "(black and white blocks) into the top of the frames (default: on, off when publishing)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="live webcam demo in a window: performer | pose | target")

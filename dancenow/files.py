@@ -23,6 +23,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -36,3 +37,9 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
 def cache_dir() -> Path:
     """The user cache folder (DANCENOW_CACHE, else ~/.cache/dancenow): built bundles, engine choices."""
     return Path(os.environ.get("DANCENOW_CACHE") or Path.home() / ".cache" / "dancenow")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

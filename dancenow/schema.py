@@ -33,7 +33,7 @@ def read_json(path: str | os.PathLike, what: str, fix: str) -> Any:
         raise DanceNowError(f"{what} {path} is larger than {MAX_BYTES >> 20} MiB, not one of ours: {fix}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # also UnicodeDecodeError, and integers beyond 4300 digits
         raise DanceNowError(f"{what} {path} is not valid JSON ({type(e).__name__}): {fix}") from None
 
 

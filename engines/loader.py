@@ -154,8 +154,15 @@ def check_manifest(bundle: Path, manifest: Manifest) -> None:
     if h <= 0 or w <= 0:
         raise DanceNowError(f"{bundle}/manifest.json has resolution {h}x{w}: re-export the bundle")
     want = [1, 3, h, w]
-    for name, shape in {**manifest.generator.get("inputs", {}), **manifest.generator.get("outputs", {})}.items():
-        if list(shape) != want:
+    tensors: dict = {}
+    for part in ("inputs", "outputs"):
+        block = manifest.generator.get(part, {})
+        if not isinstance(block, dict):
+            raise DanceNowError(f"{bundle}/manifest.json: field 'generator.{part}' must be a JSON object of "
+                                "tensor shapes: re-export the bundle")
+        tensors.update(block)
+    for name, shape in tensors.items():
+        if not isinstance(shape, list) or shape != want:
             raise DanceNowError(f"{bundle}/manifest.json gives generator tensor {name} shape {shape} at "
                                 f"resolution {h}x{w}: the bundle is inconsistent; re-export it")
 

@@ -3,9 +3,8 @@ fast to make, independent of the demo checkpoint) loaded by the real `load_engin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -89,6 +88,14 @@ def write_clip(src: Path, out: Path, frames: int, start: int = 0, black: tuple[i
         for pkt in s.encode():
             c.mux(pkt)
     return out
+
+
+def demo_clip(out: Path, frames: int, size: tuple[int, int] = (512, 320), fps: float = 30.0) -> Path:
+    """`frames` frames of the built-in performer (MediaPipe finds it) as an H.264 file: a clip
+    for the tests that need a video but no footage."""
+    from dancenow.realtime.transfer import write_demo_performer
+
+    return write_demo_performer(out, seconds=frames / fps, fps=fps, size=size)
 
 
 def drain(pipeline, timeout: float = 60.0) -> list:

@@ -14,9 +14,7 @@ from dancenow.realtime.live.presence import HOLD, LIVE, REST, RETURN
 from dancenow.realtime.live.sources import CameraSource, DemoSource, FileSource, PushSource, open_source
 from dancenow.realtime.pose import skeleton as sk
 
-from live_helpers import drain, make_bundle, tiny_target, write_clip
-
-pytestmark = pytest.mark.data
+from live_helpers import demo_clip, drain, make_bundle, tiny_target, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +24,17 @@ def target(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def short_clip(dancer_a, tmp_path_factory):
+    """24 frames of a real dancer (the tests that check tracking a real person)."""
     return write_clip(dancer_a, tmp_path_factory.mktemp("clips") / "short.mp4", frames=24, start=20)
 
 
+@pytest.fixture(scope="module")
+def any_clip(tmp_path_factory):
+    """24 frames of the built-in performer: for the tests that need a video, not footage."""
+    return demo_clip(tmp_path_factory.mktemp("clips") / "demo.mp4", frames=24)
+
+
+@pytest.mark.data
 def test_lossless_file_outputs_every_frame_in_order(short_clip, target):
     src = FileSource(short_clip, paced=False)
     with Pipeline(src, target) as p:
@@ -48,6 +54,7 @@ def test_lossless_file_outputs_every_frame_in_order(short_clip, target):
         assert ts == sorted(ts)
 
 
+@pytest.mark.data
 def test_side_by_side_layout(short_clip, target):
     with Pipeline(FileSource(short_clip, paced=False), target, PipelineConfig(layout="side-by-side")) as p:
         frames = drain(p)
@@ -87,9 +94,9 @@ def test_slow_consumer_drops_instead_of_growing(target):
     assert rss[-1] - rss[2] < 25, f"memory grew: {rss[2]:.0f} -> {rss[-1]:.0f} MB"
 
 
-def test_camera_that_disappears_is_reconnected(short_clip, tmp_path, target):
+def test_camera_that_disappears_is_reconnected(any_clip, tmp_path, target):
     dev = tmp_path / "camera.mp4"
-    shutil.copy(short_clip, dev)
+    shutil.copy(any_clip, dev)
     src = CameraSource(str(dev), max_fps=30, retry=0.05, max_retry=0.2)
     with Pipeline(src, target) as p:
         assert p.output.get(0, timeout=20) is not None
@@ -115,6 +122,7 @@ def test_camera_that_disappears_is_reconnected(short_clip, tmp_path, target):
         assert p.running
 
 
+@pytest.mark.data
 def test_black_gap_holds_then_rests_then_resumes(dancer_a, tmp_path, target):
     # 16 fps: 16 real frames, 2.5 s of black, 16 real frames
     clip = write_clip(dancer_a, tmp_path / "gap.mp4", frames=32, start=40, black=(16, 56))

@@ -9,9 +9,7 @@ import pytest
 
 from dancenow.cli import main
 
-from live_helpers import make_bundle, write_clip
-
-pytestmark = pytest.mark.data
+from live_helpers import demo_clip, make_bundle, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +18,14 @@ def bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def clip(dancer_a, tmp_path_factory):
-    return write_clip(dancer_a, tmp_path_factory.mktemp("clips") / "clip.mp4", frames=40, start=0)
+def clip(tmp_path_factory):
+    """The built-in performer, portrait 512x320 like the real clip: a video, no footage needed."""
+    return demo_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", frames=40)
+
+
+@pytest.fixture(scope="module")
+def real_clip(dancer_a, tmp_path_factory):
+    return write_clip(dancer_a, tmp_path_factory.mktemp("clips") / "real.mp4", frames=40, start=0)
 
 
 def test_run_writes_a_video(clip, bundle, tmp_path, capsys):
@@ -39,7 +43,10 @@ def test_run_writes_a_video(clip, bundle, tmp_path, capsys):
     assert "fps" in err and f"wrote {len(frames)} frames" in err
 
 
-def test_calibrate_then_run_reuses_the_file(clip, bundle, tmp_path, capsys):
+@pytest.mark.data
+def test_calibrate_then_run_reuses_the_file(real_clip, bundle, tmp_path, capsys):
+    """A real body's statistics (the built-in performer's would not say much)."""
+    clip = real_clip
     cal = tmp_path / "me.json"
     assert main(["calibrate", "--source", str(clip), "-o", str(cal), "--seconds", "30"]) == 0
     stats = json.loads(cal.read_text())
@@ -71,12 +78,14 @@ def test_window_without_a_display_is_a_clear_error(bundle, monkeypatch, capsys):
 def test_bench_live_reports_every_figure(clip, bundle):
     from dancenow.realtime.bench import live as bench_live
 
-    r = bench_live.run(clip, bundle, seconds=3, unpaced_seconds=2, naive_seconds=2)
+    r = bench_live.run(clip, bundle, seconds=3, unpaced_seconds=2, naive_seconds=2, probe_seconds=1.5)
     json.dumps(r)
     for key in ("pipeline_paced", "pipeline_unpaced", "naive_paced", "naive_unpaced"):
         assert r[key]["frames"] > 0 and r[key]["fps"] > 0 and r[key]["cpu_cores"] > 0
         assert r[key]["latency_ms"]["total"]["p50"] > 0
     assert r["pipeline_unpaced"]["dropped"] == 0  # lossless: every frame went through
     assert set(r["pipeline_paced"]["latency_ms"]) >= {"track", "generate", "total"}
-    assert r["throughput_ratio"] > 0 and len(r["targets"]) == 5
+    assert r["throughput_ratio"] > 0 and len(r["targets"]) == 7
+    assert set(r["thread_probe_fps"]) == {"1", "2"} and r["threads"] in (1, 2)
+    assert r["host"]["model"] and "flags" in r["host"]
     assert "throughput ratio" in bench_live.format_table(r)

@@ -55,7 +55,8 @@ def test_prepare_and_the_live_file_source_see_identical_timestamps(tmp_path):
     from dancenow.training.prepare import PrepareConfig, _track
 
     clip = write_vfr(tmp_path / "vfr.mp4")
-    prepared = [p.timestamp for p in _track(clip, tmp_path, sha256(clip), PrepareConfig())]
+    poses, _ = _track(clip, tmp_path, sha256(clip), PrepareConfig())
+    prepared = [p.timestamp for p in poses]
 
     src = FileSource(clip, paced=False)
     live, after = [], 0

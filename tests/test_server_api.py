@@ -5,6 +5,7 @@ demo bundle behind it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -163,8 +164,7 @@ def test_vanished_peer_is_dropped_within_seconds(live_bundle: Path) -> None:
             ice = pc.getTransceivers()[0].receiver.transport.transport._connection
             for proto in ice._protocols:  # silence: close the client's UDP sockets behind its back
                 proto.transport.close()
-            took = await _until(lambda: not server.peers, 10.0)
-            assert server.track is None
+            took = await _until(lambda: not server.peers and server.track is None, 10.0)
             print(f"vanished peer dropped after {took:.1f} s")
             await pc.close()
         finally:
@@ -202,7 +202,9 @@ def test_binding_elsewhere_warns(live_bundle: Path, host: str, caplog: pytest.Lo
         await server.start()
         await server.stop()
 
-    asyncio.run(main())
+    # capture at the server's own logger: earlier tests' libraries (OpenVINO, NNCF) reconfigure logging
+    with caplog.at_level(logging.WARNING, logger="dancenow.realtime.serve.server"):
+        asyncio.run(main())
     assert any("not loopback" in r.message for r in caplog.records)
 
 

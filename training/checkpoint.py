@@ -10,12 +10,17 @@ A checkpoint is a torch.save'd dict:
   pose_stats        the target's normalization statistics (dict) or None
   step, face_step   training progress;  summary: dict (losses, timing, data)
   train_state       optional: optimizers, RNG and scaler states for resuming (export ignores it)
+
+Only tensors, dicts, lists, tuples, numbers, strings and None go in, so reading uses
+`torch.load(weights_only=True)`: a file from a stranger holding a pickle with code in it is refused,
+never run. Writing is atomic: a trainer killed mid-write leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -33,6 +38,9 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict) -> None:
     ckpt = {"format": FORMAT, **ckpt}
     buf = io.BytesIO()
     torch.save(ckpt, buf)
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write (SIGKILL)
+        stale.unlink(missing_ok=True)
     write_atomic(path, buf.getvalue())
 
 
@@ -52,7 +60,13 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike) -> dict:
     p = find_checkpoint(path)
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)  # never unpickles code
+    except pickle.UnpicklingError as e:
+        if "weights_only" not in str(e) and "Weights only" not in str(e):
+            raise DanceNowError(f"{p} is not a readable checkpoint (UnpicklingError: {e}); retrain or restore it") from None
+        raise DanceNowError(f"{p} holds Python objects other than tensors, numbers, strings, lists and dicts (a "
+                            "pickle that could run code), so it is refused: use a checkpoint `dancenow train` wrote, "
+                            "or re-save only its tensors") from None
     except Exception as e:  # torch raises many types for a damaged file
         raise DanceNowError(f"{p} is not a readable checkpoint ({type(e).__name__}: {e}); retrain or restore it") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

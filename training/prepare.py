@@ -6,19 +6,28 @@ The folder (DATA_DIR) holds:
   poses.jsonl   the poses in model-resolution pixels (save_track)
   faces.json    {"crop": px, "boxes": [[x0, y0, x1, y1] | null, ...]}
   stats.json    the target's normalization statistics (PoseStats.to_dict())
-  manifest.json source and its sha256, sizes, counts, dropped frames, the crop, the split, and the
-                source frame index of every kept frame (the trainer pairs only consecutive ones);
-                written last, so its presence means the folder is complete.
-The held-out frames are the contiguous tail (`holdout` of the kept frames).
+  plate.png     the background plate: the room without the person, RGB at the model resolution
+  masks.npy     float16 (N, H, W) soft person masks in [0, 1] (memory-mappable)
+  manifest.json source and its sha256, sizes, counts, dropped frames, the crop, the split, the
+                source frame index of every kept frame (the trainer pairs only consecutive ones),
+                and the plate, masks and registration blocks (files, filled fraction, the
+                background's residual motion before and after); written last, so its presence
+                means the folder is complete.
+The held-out frames are the contiguous tail (`holdout` of the kept frames). Folders from before
+the plate have no plate.png or masks.npy: they still load, with `plate` and `masks` None.
+
+Hand-held footage is registered to its middle frame on the background before anything is cropped
+(register.py), so frames, masks, poses and the plate share one steady frame; the crop is then
+taken in that frame. A still camera's frames are left as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +40,11 @@ from dancenow.realtime.media.reader import iter_frames, video_info
 from dancenow.realtime.pose.face import face_box, face_crop_size
 from dancenow.realtime.pose.pose import Pose, load_track, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
+from dancenow.schema import read_json
+from dancenow.training.background import load_background, save_npy, write_background
+from dancenow.training.masks import MaskCache, load_mask_cache, masks_from_plate
+from dancenow.training.plate import Plate, build_plate
+from dancenow.training.register import RegisterConfig, identity, register_video, resample, warp_pose
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +64,8 @@ class PrepareConfig:
     fps: float = 15.0  # synthetic: frames per second of the dance
     margin: float = 0.08  # video: crop margin around the person, as a fraction of their height
     holistic: bool = False  # video: also track hands (slower)
+    plate: bool = True  # build the background plate and per-frame person masks (MediaPipe's segmentation)
+    register: bool = True  # video: register hand-held footage to one steady frame (a still camera is left alone)
 
 
 @dataclass
@@ -64,6 +80,8 @@ class TargetData:
     face_crop: int
     stats: dict
     manifest: dict
+    plate: np.ndarray | None = None  # uint8 H x W x 3, the background without the person
+    masks: np.ndarray | None = None  # float16 (N, H, W) in [0, 1], memory-mapped
 
     @property
     def size(self) -> tuple[int, int]:
@@ -88,10 +106,13 @@ def load_prepared(data_dir: str | os.PathLike) -> TargetData:
     mpath = root / "manifest.json"
     if not mpath.is_file():
         raise DanceNowError(f"{root} is not a prepared data folder (no manifest.json): run `dancenow prepare VIDEO --out {root}`")
-    manifest = json.loads(mpath.read_text())
-    if manifest.get("format") != FORMAT:
-        raise DanceNowError(f"{mpath} has format {manifest.get('format')!r}, expected {FORMAT!r}: prepare the data again")
+    fix = f"prepare the data again (`dancenow prepare VIDEO --out {root}`)"
+    manifest = read_json(mpath, "data manifest", fix)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else None
+        raise DanceNowError(f"{mpath} has format {got!r}, expected {FORMAT!r}: prepare the data again")
     faces = json.loads((root / "faces.json").read_text())
+    plate, masks = load_background(root, manifest, fix)
     return TargetData(
         root=root,
         frames=np.load(root / "frames.npy", mmap_mode="r"),
@@ -101,6 +122,8 @@ def load_prepared(data_dir: str | os.PathLike) -> TargetData:
         face_crop=int(faces["crop"]),
         stats=json.loads((root / "stats.json").read_text()),
         manifest=manifest,
+        plate=plate,
+        masks=masks,
     )
 
 
@@ -169,6 +192,11 @@ def _synthetic(cfg: PrepareConfig):
         frames.append(draw_figure(pose, size, TARGET_STYLE))
         poses.append(pose)
     info = {"source_size": list(size), "fps": cfg.fps, "decoded": n, "dropped": 0, "crop": [0, 0, size[1], size[0]]}
+    if cfg.plate:  # the figure is drawn over a known background: the plate is exact, the masks too
+        empty = draw_figure(Pose.missing(size), size, TARGET_STYLE)
+        info.update(plate=Plate(empty, np.zeros(size, bool), n, 0), masks=masks_from_plate(frames, empty),
+                    masks_source="synthetic", registration=identity(n, n // 2), reg_scale=1.0, unsteady=[False] * n,
+                    reference=n // 2)
     return frames, poses, list(range(n)), info
 
 
@@ -178,27 +206,44 @@ def _check_size(size, multiple: int) -> None:
                             f"and at least {4 * multiple}: e.g. --size 256x192")
 
 
-def _track(path: Path, out: Path, digest: str, cfg: PrepareConfig) -> list[Pose]:
-    """Poses in source pixels for every decoded frame, cached by the video's hash."""
+def _track(path: Path, out: Path, digest: str, cfg: PrepareConfig) -> tuple[list[Pose], np.ndarray | None]:
+    """Poses in source pixels for every decoded frame and (with `plate`) MediaPipe's person masks
+    (uint8, memory-mapped, at the tracker's resolution) from the same pass, cached by the video's hash."""
     from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 
     cache = out / f"track-{digest[:16]}-{'holistic' if cfg.holistic else 'pose'}.jsonl"
+    mask_cache = cache.with_name(f"{cache.stem}-masks.npy")
     if cache.is_file():
         poses = load_track(cache)
         if cfg.frames is None or len(poses) >= cfg.frames:
-            return poses[: cfg.frames] if cfg.frames else poses
+            poses = poses[: cfg.frames] if cfg.frames else poses
+            masks = load_mask_cache(mask_cache, len(poses)) if cfg.plate else None
+            if not cfg.plate or masks is not None:
+                return poses, masks
     total = video_info(path).frames
     poses = []
-    with PoseTracker(TrackerConfig(holistic=cfg.holistic)) as tracker:
-        for f in tqdm(iter_frames(path, cfg.frames, strict=True), total=min(total, cfg.frames or total) or None,
-                      desc="tracking", unit="frame"):
-            poses.append(tracker.track(f.image, f.time))
+    tcfg = TrackerConfig(holistic=cfg.holistic, segmentation=cfg.plate)
+    store = MaskCache(mask_cache, tcfg.max_side) if cfg.plate else None
+    try:
+        with PoseTracker(tcfg) as tracker:
+            for f in tqdm(iter_frames(path, cfg.frames, strict=True), total=min(total, cfg.frames or total) or None,
+                          desc="tracking", unit="frame"):
+                pose = tracker.track(f.image, f.time)
+                if store is not None:
+                    store.add(pose.extras.pop("mask"))
+                poses.append(pose)
+    except BaseException:
+        if store is not None:
+            store.abort()
+        raise
     if not poses:
         raise DanceNowError(f"{path} holds no frames: pass a non-empty video")
+    if store is not None:
+        store.close()
     tmp = cache.with_suffix(".partial")
     save_track(poses, tmp)
     os.replace(tmp, cache)  # atomic: a cache file is always complete
-    return poses
+    return poses, load_mask_cache(mask_cache, len(poses)) if store is not None else None
 
 
 def _crop_box(poses: list[Pose], frame_hw: tuple[int, int], aspect: float, margin: float) -> tuple[int, int, int, int]:
@@ -234,7 +279,7 @@ def _default_size(frame_hw: tuple[int, int], cfg: PrepareConfig) -> tuple[int, i
 def _from_video(path: Path, out: Path, digest: str, cfg: PrepareConfig):
     import cv2
 
-    raw = _track(path, out, digest, cfg)
+    raw, mask_cache = _track(path, out, digest, cfg)
     kept = [i for i, p in enumerate(raw) if p.detected]
     if not kept:
         raise DanceNowError(f"nobody was found in any frame of {path}: use a video with one person, head to feet")
@@ -243,26 +288,57 @@ def _from_video(path: Path, out: Path, digest: str, cfg: PrepareConfig):
     frame_hw = raw[0].frame_size
     size = tuple(cfg.size) if cfg.size else _default_size(frame_hw, cfg)
     _check_size(size, cfg.multiple)
-    x0, y0, x1, y1 = _crop_box([raw[i] for i in kept], frame_hw, size[1] / size[0], cfg.margin)
+    aspect = size[1] / size[0]
+    box = _crop_box([raw[i] for i in kept], frame_hw, aspect, cfg.margin)
+    started = time.perf_counter()
+    reg = None
+    if mask_cache is not None:
+        reg = (register_video(path, kept, mask_cache, RegisterConfig(), size[0] / (box[3] - box[1])) if cfg.register
+               else identity(len(kept), len(kept) // 2, measured=False))
+        if not reg.still:  # the crop is taken in the steady frame
+            box = _crop_box([warp_pose(raw[i], reg.to_ref[j], frame_hw) for j, i in enumerate(kept) if reg.ok[j]],
+                            frame_hw, aspect, cfg.margin)
+    x0, y0, x1, y1 = box
     sx, sy = size[1] / (x1 - x0), size[0] / (y1 - y0)
-    keep = set(kept)
-    frames, poses = [], []
+    crop = np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy], [0.0, 0.0, 1.0]])
+    at = {i: j for j, i in enumerate(kept)}
+    frames, poses, masks, valid, src_index = [], [], [], [], []
     fps = float(video_info(path).rate)
     for f in tqdm(iter_frames(path, len(raw), strict=True), total=len(raw), desc="cropping", unit="frame"):
-        if f.index not in keep:
+        j = at.get(f.index)
+        if j is None or (reg is not None and not reg.ok[j]):
             continue
-        crop = f.image[y0:y1, x0:x1]
-        frames.append(cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_AREA))
-        poses.append(raw[f.index].transformed((sx, sy), (-x0 * sx, -y0 * sy), size))
-    info = {"source_size": list(frame_hw), "fps": fps, "decoded": len(raw), "dropped": len(raw) - len(kept),
+        src_index.append(f.index)
+        if reg is None or reg.still:  # a plain crop, as before registration existed
+            frames.append(cv2.resize(f.image[y0:y1, x0:x1], (size[1], size[0]), interpolation=cv2.INTER_AREA))
+            poses.append(raw[f.index].transformed((sx, sy), (-x0 * sx, -y0 * sy), size))
+            valid.append(None)
+            m = crop
+        else:
+            m = crop @ reg.to_ref[j]
+            frame, inside = resample(f.image, m, size)
+            frames.append(frame)
+            valid.append(inside)
+            poses.append(warp_pose(raw[f.index], m, size))
+        if mask_cache is not None:
+            mh, mw = mask_cache.shape[1:]
+            to_src = np.diag([frame_hw[1] / mw, frame_hw[0] / mh, 1.0])
+            mask = resample(np.asarray(mask_cache[f.index], np.float32) / 255.0, m @ to_src, size)[0]
+            masks.append(mask.astype(np.float16))
+    info = {"source_size": list(frame_hw), "fps": fps, "decoded": len(raw), "dropped": len(raw) - len(src_index),
             "crop": [x0, y0, x1, y1]}
-    return frames, poses, kept, info
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, array)
-    write_atomic(path, buf.getvalue())
+    if reg is not None:
+        registered = time.perf_counter()
+        unsteady = [u for u, ok in zip(reg.unsteady(sy, RegisterConfig().max_residual_px), reg.ok, strict=True) if ok]
+        plate = build_plate(frames, masks, valid, [not u for u in unsteady], name=path.name)
+        for frame, inside in zip(frames, valid, strict=True):
+            if inside is not None:  # where registration moved the picture in: the plate shows what is there
+                frame[~inside] = plate.image[~inside]
+        info.update(plate=plate, masks=masks, masks_source="mediapipe-segmentation",
+                    registration=reg, reg_scale=sy, unsteady=unsteady, reference=kept[reg.reference],
+                    border_filled=float(np.mean([(~v).mean() if v is not None else 0.0 for v in valid])),
+                    name=path.name, seconds=(registered - started, time.perf_counter() - registered))
+    return frames, poses, src_index, info
 
 
 def _write(out: Path, source: str, key: dict, frames, poses, src_index, info, cfg: PrepareConfig) -> Path:
@@ -273,8 +349,8 @@ def _write(out: Path, source: str, key: dict, frames, poses, src_index, info, cf
     labels = [render_label_map(p, size, render) for p in tqdm(poses, desc="label maps", unit="frame")]
     crop = face_crop_size(size[0])
     boxes = [face_box(p, size, crop) for p in poses]
-    _save_npy(out / "frames.npy", np.stack(frames))
-    _save_npy(out / "labels.npy", np.stack(labels))
+    save_npy(out / "frames.npy", np.stack(frames))
+    save_npy(out / "labels.npy", np.stack(labels))
     save_track(poses, out / "poses.jsonl")
     write_atomic(out / "faces.json", json.dumps({"crop": crop, "boxes": [list(b) if b else None for b in boxes]}).encode())
     stats = fit_stats(poses)
@@ -290,6 +366,8 @@ def _write(out: Path, source: str, key: dict, frames, poses, src_index, info, cf
         "source_size": info["source_size"], "fps": info["fps"], "crop": info["crop"],
         "source_index": list(map(int, src_index)),
     }
+    if "plate" in info:
+        manifest.update(write_background(out, info))  # frames registration failed on: in counts.dropped
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())
     log.info("prepared %d frames (%d held out, %d dropped) at %dx%d in %s", n, n_hold, info["dropped"], size[0], size[1], out)
     return out

@@ -32,6 +32,12 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux), MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def reset_peak() -> None:
     """Reset VmHWM so each phase reports its own peak (Linux >= 4.0; harmless elsewhere)."""
     try:

@@ -21,12 +21,12 @@ import torch
 
 from dancenow.engines import load_engine
 from dancenow.engines.base import to_image, to_tensor
-from dancenow.engines.bundle import read_manifest
 from dancenow.errors import DanceNowError
 from dancenow.host import cpu_info, describe_cpu
+from dancenow.realtime.live.target import Target
 from dancenow.realtime.pose.choreography import PERIOD, pose_at
 from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure
-from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
+from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.training.checkpoint import build_generator, load_checkpoint
 
 BASELINE = ("torch-eager", "fp32")
@@ -51,9 +51,8 @@ class _Eager:
             return to_image(self.net(torch.from_numpy(to_tensor(label_map)), torch.from_numpy(to_tensor(previous))).numpy())
 
 
-def _inputs(manifest, n: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
-    size = manifest.resolution
-    renderer = RenderConfig.from_dict(manifest.renderer or {})
+def _inputs(target: Target, n: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    size, renderer = target.resolution, target.render
     out = []
     for t in np.linspace(0.0, PERIOD, n, endpoint=False):
         out.append((render_label_map(pose_at(float(t), size), size, renderer),
@@ -61,18 +60,17 @@ def _inputs(manifest, n: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _load(bundle: Path, backend: str, precision: str | None, threads: int):
+def _load(target: Target, backend: str, precision: str | None, threads: int):
     """One engine; "int8-qdq" is OpenVINO running the QDQ ONNX file (what bundles without an INT8 IR get)."""
     if precision != "int8-qdq":
-        return load_engine(bundle, backend, threads=threads, precision=precision)
+        return load_engine(target.bundle, backend, threads=threads, precision=precision)
     from dancenow.engines.openvino_engine import OpenVinoEngine
 
-    manifest = read_manifest(bundle, verify=False)
-    rel = next((r for r, e in manifest.artifacts.items()
+    rel = next((r for r, e in target.artifacts.items()
                 if (e.get("kind"), e.get("role"), e.get("precision")) == ("onnx", "generator", "int8")), None)
     if rel is None:
         raise DanceNowError("the bundle has no QDQ INT8 ONNX generator")
-    eng = OpenVinoEngine(bundle / rel, manifest.resolution, "int8", threads=threads)
+    eng = OpenVinoEngine(target.bundle / rel, target.resolution, "int8", threads=threads)
     eng.precision = "int8-qdq"
     return eng
 
@@ -102,16 +100,16 @@ def _psnr(reference: list[np.ndarray], outs: list[np.ndarray]) -> float:
     return 120.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
-def _phase(bundle: Path, threads: int, iterations: int, inputs: list, gflop: float, skipped: dict,
+def _phase(target: Target, threads: int, iterations: int, inputs: list, gflop: float, skipped: dict,
            first: bool) -> list[dict]:
     """Every engine at `threads` threads, timed against each other."""
     torch.set_num_threads(threads)
-    engines = {(*BASELINE, threads): _Eager(bundle)}
+    engines = {(*BASELINE, threads): _Eager(target.bundle)}
     for backend, precision in CANDIDATES:
         if backend == "tensorrt" and not first:
             continue
         try:
-            eng = _load(bundle, backend, precision, threads)
+            eng = _load(target, backend, precision, threads)
         except DanceNowError as e:
             skipped[f"{backend} {precision or ''}".strip()] = str(e)
             continue
@@ -148,19 +146,19 @@ def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int |
         raise DanceNowError(f"--frames must be at least 1, got {iterations}")
     if threads is not None and threads < 1:
         raise DanceNowError(f"threads must be at least 1, got {threads}")
-    manifest = read_manifest(bundle, verify=True)
-    if "checkpoint.pt" not in manifest.artifacts:
+    target = Target.open(bundle, backend="onnxruntime", precision="fp32")  # the bundle, verified, read once
+    if "checkpoint.pt" not in target.artifacts:
         raise DanceNowError(f"{bundle} has no checkpoint.pt for the PyTorch eager baseline: re-export it")
-    gflop = float(manifest.generator.get("gflop") or 0.0)
-    inputs = _inputs(manifest)
+    gflop = target.gflop
+    inputs = _inputs(target)
     counts = (int(threads),) if threads else THREAD_COUNTS
     skipped: dict = {}
     saved = torch.get_num_threads()
     try:
-        rows = [row for i, t in enumerate(counts) for row in _phase(bundle, t, iterations, inputs, gflop, skipped, i == 0)]
+        rows = [row for i, t in enumerate(counts) for row in _phase(target, t, iterations, inputs, gflop, skipped, i == 0)]
     finally:
         torch.set_num_threads(saved)
-    return {"bundle": str(bundle), "target": manifest.name, "resolution": list(manifest.resolution), "gflop": gflop,
+    return {"bundle": str(bundle), "target": target.name, "resolution": list(target.resolution), "gflop": gflop,
             "iterations": iterations, "threads": list(counts), "baseline": " ".join(BASELINE),
             "reference": " ".join(REFERENCE), "rows": rows, "skipped": skipped, "host": cpu_info(),
             "load_average": [round(v, 2) for v in os.getloadavg()], "cpus": os.cpu_count()}

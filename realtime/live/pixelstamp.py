@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dancenow.errors import DanceNowError
+
 BLOCK = 8
 MARKER = (1, 0, 1, 0)
 COUNTER_BITS = 12
@@ -60,7 +62,13 @@ def encode(image: np.ndarray, counter: int, time_ms: float) -> np.ndarray:
 
 
 def decode(image: np.ndarray) -> tuple[int, int] | None:
-    """(counter, time_ms modulo 2**22) from a stamped frame, or None when no valid stamp is there."""
+    """(counter, time_ms modulo 2**22) from a stamped frame, or None when no valid stamp is there.
+
+    Any H x W or H x W x C array of numbers is read; anything else is a DanceNowError."""
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] == 0) or image.dtype.kind not in "biuf":
+        raise DanceNowError(f"pixel stamp: expected an H x W or H x W x C image of numbers, "
+                            f"got an array of shape {image.shape} and type {image.dtype}")
     h, w = image.shape[:2]
     cols = w // BLOCK
     if cols < 1 or band_height(w) > h:

@@ -41,6 +41,8 @@ class Target:
                                              if manifest.pose_stats else None)
         self.face_crop: int | None = engine.face_crop
         self.training: dict = dict(manifest.training)
+        self.gflop = float(manifest.generator.get("gflop") or 0.0)  # per frame, as export counted it
+        self.artifacts: dict[str, dict] = {k: dict(v) for k, v in manifest.artifacts.items()}
         # the background plate the person is composited over (generator v2 bundles); None: the
         # generator paints the whole frame
         self.plate: np.ndarray | None = None

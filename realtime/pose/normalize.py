@@ -83,13 +83,37 @@ class PoseStats:
     @classmethod
     def from_dict(cls, d: dict, where: str = "pose statistics") -> PoseStats:
         """Type-checked, every field named in the error; nothing else is accepted."""
-        return parse(cls, d, where, "re-run the calibration (`dancenow calibrate`) or the preparation")
+        fix = "re-run the calibration (`dancenow calibrate`) or the preparation"
+        return parse(cls, d, where, fix).check(where, fix)
 
     @classmethod
     def read(cls, path: str | Path, what: str = "calibration file") -> PoseStats:
         """Statistics from a JSON file (`dancenow calibrate` writes them)."""
         fix = f"record one with `dancenow calibrate -o {path}`"
-        return parse(cls, read_json(path, what, fix), str(path), fix)
+        return parse(cls, read_json(path, what, fix), str(path), fix).check(str(path), fix)
+
+    def check(self, where: str, fix: str) -> PoseStats:
+        """Refuse values no body in its frame has: statistics read from a file could hold any
+        numbers, and a zero height or a zero ankle range would divide by zero in every frame."""
+        h, w = self.frame_size
+        limit = 10.0 * max(h, w)
+        problem = None
+        if max(h, w) > 65536:
+            problem = f"frame_size {[h, w]} is larger than any video (at most 65536 px a side)"
+        for name in ("height_close", "height_far", "height_median"):
+            if problem is None and not 1.0 <= getattr(self, name) <= limit:
+                problem = f"{name} {getattr(self, name):g} must be a body height between 1 and {limit:g} px"
+        for name in ("ankle_close", "ankle_far", "ankle_median", "x_center"):
+            if problem is None and abs(getattr(self, name)) > limit:
+                problem = f"{name} {getattr(self, name):g} is more than {limit:g} px off a {h}x{w} frame"
+        if problem is None and self.frames < 0:
+            problem = f"frames {self.frames} must not be negative"
+        if problem is None and self.two_position and self.ankle_close - self.ankle_far < 1.0:
+            problem = (f"ankle_close {self.ankle_close:g} must lie at least 1 px below ankle_far {self.ankle_far:g} "
+                       f"in {TWO_POSITION} mode (or the mode must be {ONE_SCALE})")
+        if problem:
+            raise DanceNowError(f"{where}: {problem}: {fix}")
+        return self
 
     @property
     def two_position(self) -> bool:

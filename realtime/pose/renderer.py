@@ -34,6 +34,12 @@ class RenderConfig:
     draw_face: bool = True
     draw_hands: bool = True
 
+    def __post_init__(self) -> None:
+        # sizes are fractions of the label map's height; a setting read from a file could be 1e9
+        for name in ("limb_width", "joint_radius", "face_dot_radius", "hand_line", "limb_alpha", "min_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} {getattr(self, name)!r} must be between 0 and 1")
+
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 

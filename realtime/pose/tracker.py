@@ -8,6 +8,9 @@ MediaPipe's video mode follows one person, but when it loses the region it re-de
 whole frame and may lock onto someone else. The guard here rejects a result whose hip centre
 jumps implausibly far (relative to the tracked body's height) and re-runs a single-image pass on a
 crop around the person tracked so far, so a crowd does not make the track hop between people.
+
+With `segmentation` on, the same pass also gives MediaPipe's person mask (Pose and Holistic
+compute it from the landmark model they already run): `prepare` uses it for the background plate.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ class TrackerConfig:
     max_speed: float = 2.0  # body heights per second a person can plausibly move
     relock_seconds: float = 0.7  # after losing the person this long, accept anyone again
     crop_margin: float = 0.5  # crop around the tracked person: bbox grown by this x body height
+    # Also return MediaPipe's person mask as pose.extras["mask"]: float32 H x W in [0, 1] at the
+    # frame's size (zeros when nobody is tracked). Off by default: the live loop has no use for it.
+    # MediaPipe's temporal mask smoothing stays off (it trails moving limbs; training wants each
+    # frame's own mask).
+    segmentation: bool = False
 
 
 def _hip_centre(pose: Pose) -> np.ndarray:
@@ -93,13 +101,18 @@ class PoseTracker:
         kw = dict(static_image_mode=static, model_complexity=c.model_complexity,
                   smooth_landmarks=c.smooth_landmarks, min_detection_confidence=c.min_detection_confidence,
                   min_tracking_confidence=c.min_tracking_confidence)
+        if c.segmentation:
+            kw.update(enable_segmentation=True, smooth_segmentation=False)
         if c.holistic:
             return _with_threads(mp.solutions.holistic.Holistic, c.threads)(**kw)
-        return _with_threads(mp.solutions.pose.Pose, c.threads)(enable_segmentation=False, **kw)
+        kw.setdefault("enable_segmentation", False)
+        return _with_threads(mp.solutions.pose.Pose, c.threads)(**kw)
 
-    def _infer(self, solution, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Normalized (75, 2) points and confidences in `image`, or None when nobody is found."""
-        h, w = image.shape[:2]
+    def _infer(self, solution, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """Normalized (75, 2) points, confidences and (with segmentation) the person mask at
+        `image`'s size, or None when nobody is found."""
+        h0, w0 = image.shape[:2]
+        h, w = h0, w0
         scale = self.config.max_side / max(h, w)
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -120,7 +133,11 @@ class PoseTracker:
                 if hand is not None:
                     pts[sl] = [(lm.x, lm.y) for lm in hand.landmark]
                     conf[sl] = 1.0
-        return pts, np.clip(conf, 0.0, 1.0)
+        mask = None
+        if self.config.segmentation:
+            mask = res.segmentation_mask
+            mask = np.zeros((h0, w0), np.float32) if mask is None else cv2.resize(mask, (w0, h0))
+        return pts, np.clip(conf, 0.0, 1.0), mask
 
     # --- tracking ------------------------------------------------------------------------------
 
@@ -131,8 +148,10 @@ class PoseTracker:
         found = self._infer(self._mp, frame)
         pose = Pose.missing((h, w), timestamp)
         if found is not None:
-            pts, conf = found
+            pts, conf, mask = found
             pose = Pose(pts * np.array([w, h], np.float32), conf, (h, w), timestamp)
+            if mask is not None:
+                pose.extras["mask"] = mask
             if self._is_jump(pose, timestamp):
                 self.jumps_rejected += 1
                 log.debug("pose jumped to another person at t=%.3f: re-checking around the tracked one", timestamp)
@@ -141,6 +160,8 @@ class PoseTracker:
                 self._mp.reset()
         if pose.detected:
             self._last, self._last_time = pose, timestamp
+        if self.config.segmentation and "mask" not in pose.extras:
+            pose.extras["mask"] = np.zeros((h, w), np.float32)
         return pose
 
     def _is_jump(self, pose: Pose, timestamp: float) -> bool:
@@ -171,11 +192,15 @@ class PoseTracker:
         found = self._infer(self._still, frame[y0:y1, x0:x1])
         if found is None:
             return Pose.missing((h, w), timestamp)
-        pts, conf = found
+        pts, conf, crop_mask = found
         pts = pts * np.array([x1 - x0, y1 - y0], np.float32) + np.array([x0, y0], np.float32)
         pose = Pose(pts, conf, (h, w), timestamp, extras={"rechecked": True})
         if self._is_jump(pose, timestamp):
             return Pose.missing((h, w), timestamp)
+        if crop_mask is not None:
+            mask = np.zeros((h, w), np.float32)
+            mask[y0:y1, x0:x1] = crop_mask
+            pose.extras["mask"] = mask
         return pose
 
     def reset(self) -> None:

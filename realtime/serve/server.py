@@ -1,8 +1,9 @@
 """The WebRTC server: the generated target streamed to browsers, a browser camera as performer.
 
-It owns a Show (source + Target + pipeline, made by `open_show`) and the peers. The show runs
-only while someone is connected. aiortc does no trickle ICE: pages post an offer after gathering
-completes and get a complete answer back.
+It owns a Show (source + Target + pipeline, made by `open_show`), the peers, one VP8 encoder
+whose packets every peer gets (`encoder.py`), and the publishers (`--publish`: WHIP, RTMP). The
+show runs while someone is connected, or always when publishing. aiortc does no trickle ICE: pages
+post an offer after gathering completes and get a complete answer back.
 
 Routes: `/` viewer page, `/perform` performer page, `/static/*` (only the files of this package's
 `web/` folder), `POST /api/offer`, `POST /api/perform` (token), `POST /api/target` (token),
@@ -23,7 +24,6 @@ from pathlib import Path
 
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -32,9 +32,12 @@ from dancenow.realtime.live.pipeline import PipelineConfig
 from dancenow.realtime.live.show import Show, open_show
 from dancenow.realtime.live.sources import PushSource
 from dancenow.realtime.serve import http
+from dancenow.realtime.serve.encoder import DEFAULT_BITRATE, MAX_BITRATE, MIN_BITRATE, EncodedStream
 from dancenow.realtime.serve.http import HTTPProblem
-from dancenow.realtime.serve.metrics import StatsCollector
-from dancenow.realtime.serve.rtc import Peer, PipelineTrack, check_offer, configure_ice, vp8_first
+from dancenow.realtime.serve.metrics import PublishCollector, StatsCollector
+from dancenow.realtime.serve.publish import Publisher, open_publishers, publish_kind
+from dancenow.realtime.serve.rtc import Peer, check_offer, configure_ice, send_packets
+from dancenow.realtime.serve.sdp import check_candidates
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,25 @@ class ServeConfig:
     token: str | None = None
     max_peers: int = 8
     calibration: Path | None = None
-    stamp: bool = True  # pipeline paints counter + capture time into frames: pages show glass-to-glass latency
+    # pipeline paints counter + capture time into frames (pages show glass-to-glass latency);
+    # None: on, unless publishing (an audience should not see the blocks)
+    stamp: bool | None = None
     max_body: int = 64_000  # bytes; an SDP offer is a few kB
     consent_interval: float = 1.0  # aioice's ICE consent check period (default 5 s)
     consent_failures: int = 3  # missed checks before a vanished peer is dropped (default 6)
     connect_timeout: float = 15.0  # a peer that never connects is dropped after this long
+    bitrate: int = DEFAULT_BITRATE  # bits/s of the one VP8 stream every viewer gets (and of RTMP's H.264)
+    publish: tuple[str, ...] = ()  # WHIP endpoint or RTMP URLs to publish the stream to (publish.py)
+    publish_token: str | None = None  # bearer token for the WHIP endpoints
 
     def __post_init__(self) -> None:
+        self.publish = tuple(self.publish)
+        for url in self.publish:
+            publish_kind(url)  # a clear error now for a URL that cannot work
+        if self.stamp is None:
+            self.stamp = not self.publish
+        if not MIN_BITRATE <= self.bitrate <= MAX_BITRATE:
+            raise DanceNowError(f"--bitrate {self.bitrate} is out of range: give 100k to 20M")
         if self.target is not None:
             self.target = Path(self.target)
         if not 0 <= self.port <= 65535:
@@ -78,20 +93,31 @@ class Server:
         self.peers: dict[str, Peer] = {}
         self.show: Show | None = None
         self.camera: PushSource | None = None  # a performer's browser camera, once one came
-        self.track: PipelineTrack | None = None
-        self.relay: MediaRelay | None = None
+        self.stream: EncodedStream | None = None  # the one VP8 encoder, while anyone watches or we publish
+        self.publishers: list[Publisher] = []
+        self.tokens = http.TokenGuard()  # 20 wrong tokens in a minute from one address: 429 for a minute
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(lambda: self.show.stats() if self.show else None, self.peer_counts))
+        self.registry.register(PublishCollector(self._stream_status, lambda: [p.status() for p in self.publishers]))
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._monitor: asyncio.Task | None = None
         self.url = ""
         self.port = cfg.port
 
+    @property
+    def track(self) -> EncodedStream | None:
+        """The encoded stream while one runs (None when nobody watches and nothing is published)."""
+        return self.stream
+
+    def _stream_status(self) -> dict | None:
+        return self.stream.status() if self.stream is not None else None
+
     # --- lifecycle -------------------------------------------------------------------------
 
     async def create_app(self) -> web.Application:
         """The aiohttp application (the app factory tests hand to aiohttp's TestServer)."""
+        http.quiet_bad_requests()
         app = web.Application(client_max_size=self.cfg.max_body * 4, middlewares=[self._guard])
         app.on_response_prepare.append(http.security_headers)
         app.on_startup.append(self._on_startup)
@@ -136,7 +162,9 @@ class Server:
 
     async def _on_startup(self, app: web.Application) -> None:
         cfg = self.cfg
-        configure_ice(http.is_loopback(cfg.host), cfg.consent_interval, cfg.consent_failures)
+        # a WHIP session goes to an SFU elsewhere: offer the machine's addresses, not loopback alone
+        whip = any(publish_kind(url) == "whip" for url in cfg.publish)
+        configure_ice(http.is_loopback(cfg.host) and not whip, cfg.consent_interval, cfg.consent_failures)
         if not http.is_loopback(cfg.host):
             log.warning("serving on %s, not loopback: anyone who can reach this address can watch; "
                         "performing and switching targets still need the token", cfg.host)
@@ -151,6 +179,13 @@ class Server:
         if isinstance(self.show.home, PushSource):
             self.camera = self.show.home
         self._monitor = asyncio.create_task(self._watch_peers(), name="dancenow-peer-monitor")
+        if cfg.publish:  # publishing: the show runs from the start, watched or not
+            async with self._lock:
+                await self._start_media()
+                self.publishers = open_publishers(cfg.publish, self.stream, self.show.output, cfg.publish_token,
+                                                  cfg.bitrate)
+            for p in self.publishers:
+                p.start()
 
     async def _on_cleanup(self, app: web.Application) -> None:
         if self._monitor is not None:
@@ -158,6 +193,8 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
             self._monitor = None
+        publishers, self.publishers = self.publishers, []
+        await asyncio.gather(*(p.stop() for p in publishers))  # WHIP sessions DELETEd
         await asyncio.gather(*(self.remove_peer(pid) for pid in list(self.peers)))
         async with self._lock:
             await self._stop_media()
@@ -167,22 +204,19 @@ class Server:
     # --- media -----------------------------------------------------------------------------
 
     async def _start_media(self) -> None:
-        """First peer: start the show and one relayed track (call with the lock held)."""
-        if self.track is not None:
+        """First peer (or publishing): start the show and its one encoder (call with the lock held)."""
+        if self.stream is not None:
             return
         await asyncio.get_running_loop().run_in_executor(None, self.show.start)
-        self.track = PipelineTrack(self.show.output)
-        self.relay = MediaRelay()
+        self.stream = EncodedStream(self.show.output, self.cfg.bitrate)
+        self.stream.start()
 
     async def _stop_media(self) -> None:
-        """Last peer gone: stop the track (ends the relay's reader) and the show."""
-        if self.track is None:
+        """Last peer gone and nothing published: stop the encoder and the show."""
+        if self.stream is None or self.publishers:
             return
-        track, self.track, self.relay = self.track, None, None
-        track.stop()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(track.idle.wait(), 1.0)
-        await asyncio.sleep(0)  # the relay's reader sees the end and finishes
+        stream, self.stream = self.stream, None
+        await stream.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.show.stop)
 
     async def _pump_camera(self, track: MediaStreamTrack) -> None:
@@ -198,10 +232,12 @@ class Server:
 
     async def add_peer(self, offer: dict, role: str) -> dict:
         if len(self.peers) >= self.cfg.max_peers:
-            raise HTTPProblem(503, f"too many peers: this server takes at most {self.cfg.max_peers}; try again later")
+            raise HTTPProblem(503, f"too many peers: this server takes at most {self.cfg.max_peers}; try again later",
+                              headers={"Retry-After": "5"})
         if role == "performer" and any(p.role == "performer" for p in self.peers.values()):
             raise HTTPProblem(409, "someone is already performing: wait until they leave")
         sdp = check_offer(offer)
+        check_candidates(sdp)
         pid = secrets.token_urlsafe(12)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         peer = Peer(pid, pc, role)
@@ -221,15 +257,13 @@ class Server:
         try:
             async with self._lock:
                 await self._start_media()
-                assert self.relay is not None and self.track is not None
+                assert self.stream is not None
                 if role == "performer":
                     self.camera = self.camera or PushSource("browser")
                     # switching stops the old source, which joins its thread: off the event loop
                     await asyncio.get_running_loop().run_in_executor(None, self.show.switch_source, self.camera)
-                out = self.relay.subscribe(self.track, buffered=False)
-            # the transceiver exists before the offer is applied, or codec preferences are ignored
-            transceiver = pc.addTransceiver(out, direction="sendrecv" if role == "performer" else "sendonly")
-            transceiver.setCodecPreferences(vp8_first())
+                peer.track = self.stream.subscribe(f"{role}-{pid}")
+            send_packets(pc, peer.track, "sendrecv" if role == "performer" else "sendonly")
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 await pc.setLocalDescription(await pc.createAnswer())
@@ -249,6 +283,8 @@ class Server:
         for t in peer.tasks:
             t.cancel()
         await peer.pc.close()
+        if peer.track is not None:
+            peer.track.stop()  # leaves the encoder (a sender that never started does not stop it)
         await asyncio.gather(*peer.tasks, return_exceptions=True)
         async with self._lock:
             if peer.role == "performer" and self.show is not None:
@@ -284,16 +320,23 @@ class Server:
         stats.update(self.peer_counts(), bundle=str(show.target.bundle if show else self.cfg.target),
                      max_peers=self.cfg.max_peers, streaming=self.track is not None,
                      sent_frames=self.track.frames if self.track else 0, source_spec=self.cfg.source,
-                     server_ms=time.time() * 1000.0)
+                     server_ms=time.time() * 1000.0,
+                     engine_choice=show.target.engine.choice if show is not None else None,
+                     encoder=self._stream_status(), publish=[p.status() for p in self.publishers])
         return stats
 
     async def switch_target(self, bundle: str) -> dict:
-        path = Path(bundle).expanduser()
-        if not (path / "manifest.json").is_file():
-            raise HTTPProblem(400, f"not a target bundle: {path} has no manifest.json")
+        try:  # "~nobody/x" (no such home), a name too long for the file system: found by the fuzzer
+            path = Path(bundle).expanduser()
+            is_bundle = (path / "manifest.json").is_file()
+        except (RuntimeError, OSError, ValueError) as e:
+            raise HTTPProblem(400, f"cannot use {bundle[:200]!r} as a folder ({type(e).__name__}): "
+                                   "give the bundle folder's full path") from None
+        if not is_bundle:
+            raise HTTPProblem(400, f"not a target bundle: {str(path)[:200]} has no manifest.json")
         try:
             target = await asyncio.get_running_loop().run_in_executor(None, self.show.switch_target, path)
-        except DanceNowError as e:
+        except (DanceNowError, OSError) as e:
             raise HTTPProblem(400, str(e)) from None
         log.info("switched target to %s (%s)", path, target.engine.name)
         return {"target": str(path), "backend": target.engine.name}
@@ -308,7 +351,7 @@ class Server:
         try:
             return await handler(request)
         except HTTPProblem as e:
-            return http.error(e.status, str(e))
+            return http.error(e.status, str(e), e.headers)
         except web.HTTPRequestEntityTooLarge:
             return http.error(400, f"request too large: at most {self.cfg.max_body} bytes")
 
@@ -320,7 +363,7 @@ class Server:
 
     async def _offer_performer(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        http.check_token(request, body, self.token)
+        self.tokens.check(request, body, self.token)
         return web.json_response(await self.add_peer(body, "performer"))
 
     async def _bye(self, request: web.Request) -> web.Response:
@@ -332,7 +375,7 @@ class Server:
 
     async def _target(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        http.check_token(request, body, self.token)
+        self.tokens.check(request, body, self.token)
         if not isinstance(body.get("target"), str):
             raise HTTPProblem(400, 'give the bundle folder as {"target": "path/to/bundle"}')
         return web.json_response(await self.switch_target(body["target"]))
@@ -359,7 +402,10 @@ def serve(cfg: ServeConfig) -> None:
     async def main() -> None:
         server = Server(cfg)
         url = await server.start()
-        print(f"dancenow: watch at {url}/", flush=True)
+        print(f"dancenow: watch at {url}/ (OBS Browser Source: {url}/?view=bare)", flush=True)
+        for p in server.publishers:
+            print(f"dancenow: publishing over {p.kind.upper()} to {p.status()['url']} (state in {url}/api/status)",
+                  flush=True)
         print(f"dancenow: perform at {url}/perform#token={server.token}", flush=True)
         if cfg.token is None:
             print(f"dancenow: token (to perform and switch targets): {server.token}", flush=True)

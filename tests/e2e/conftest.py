@@ -2,7 +2,8 @@
 
 Run them inside a loopback-only network namespace (`make test` does):
 `unshare -n sh -c 'ip link set lo up && .venv/bin/python -m pytest tests/e2e -q'`.
-The fake camera is a Y4M file made here from a real clip (never stored in the repository).
+The fake camera is a Y4M file made here from a real clip, or from the built-in performer when the
+footage is absent (never stored in the repository).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def make_y4m(clip: Path, out: Path, fps: int = 15, width: int = 320, seconds: fl
 
 @pytest.fixture(scope="session")
 def camera_y4m(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not DANCER_A.is_file():
-        pytest.skip("real footage not found in ../shared/data: no fake camera")
-    return make_y4m(DANCER_A, tmp_path_factory.mktemp("camera") / "camera.y4m")
+    """A real dancer when ../shared/data is there, else the built-in performer (MediaPipe finds
+    it too): the browser tests need a camera, not footage."""
+    folder = tmp_path_factory.mktemp("camera")
+    clip = DANCER_A
+    if not clip.is_file():
+        from dancenow.realtime.transfer import write_demo_performer
+
+        clip = write_demo_performer(folder / "demo.mp4", seconds=10.0, fps=15.0, size=(360, 270))
+    return make_y4m(clip, folder / "camera.y4m")

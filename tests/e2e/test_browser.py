@@ -18,7 +18,7 @@ from dancenow.realtime.bench.web import launch, wait_for
 from dancenow.realtime.serve.server import ServeConfig
 from dancenow.realtime.serve.thread import ServerThread
 
-pytestmark = [pytest.mark.browser, pytest.mark.data]
+pytestmark = pytest.mark.browser
 TOKEN = "e2e-token-0123456789"
 
 

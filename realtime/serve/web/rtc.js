@@ -52,12 +52,16 @@ export class Meter {
     if (this.canvas.width !== w || this.canvas.height !== band) {
       this.canvas.width = w;
       this.canvas.height = band;
-      // the stamp is an instrument, not a picture: hide its band
-      this.video.style.clipPath = `inset(${(100 * (band + 2)) / this.video.videoHeight}% 0 0 0)`;
     }
     this.ctx.drawImage(this.video, 0, 0, w, band, 0, 0, w, band);
     const stamp = decodeStamp(this.ctx.getImageData(0, 0, w, band).data, w);
     if (!stamp) return;
+    // the stamp is an instrument, not a picture: hide its band (only when there is one)
+    const clip = `inset(${(100 * (band + 2)) / this.video.videoHeight}% 0 0 0)`;
+    if (this.clip !== clip) {
+      this.clip = clip;
+      this.video.style.clipPath = clip;
+    }
     const now = Date.now();
     const ms = ageMs(stamp.time, now + this.offset);
     this.stats.stamped += 1;

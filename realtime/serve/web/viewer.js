@@ -1,6 +1,8 @@
 // Viewer page: receive the generated target, show fps and glass-to-glass latency.
+// `/?view=bare`: the video alone, filling the window (an OBS Browser Source); style.css does it.
 import { Link, Meter, clockOffset, exposeGrab, showStats } from './rtc.js';
 
+if (new URLSearchParams(location.search).get('view') === 'bare') document.documentElement.classList.add('bare');
 const video = document.getElementById('target');
 const state = document.getElementById('state');
 const stats = {};

@@ -1,0 +1,40 @@
+"""`dancenow bench soak` for half a minute (the 30-minute run is a benchmark, not a test): every
+figure is there, per row and overall, and the table names the CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dancenow.cli import main
+from dancenow.host import cpu_info, describe_cpu
+from dancenow.realtime.bench import soak
+
+from live_helpers import demo_clip
+
+pytestmark = pytest.mark.slow
+
+
+def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path) -> None:
+    clip = demo_clip(tmp_path / "performer.mp4", frames=45, size=(360, 270), fps=15.0)
+    r = soak.run(live_bundle, minutes=0.5, clip=clip, interval=10.0)
+    json.dumps(r)
+    assert r["host"] == cpu_info() and r["clip"] == "performer.mp4"
+    assert len(r["rows"]) >= 2
+    for row in r["rows"]:
+        assert row["fps"] > 0 and row["fps_min"] > 0 and row["frames_out"] > 0, row
+        assert row["samples"] > 0 and 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"], row
+        assert row["dropped"] >= 0 and row["missed"] >= 0 and row["rss_mb"] > 0
+    assert r["drift_ms"] is not None and r["rss_slope_mb_per_min"] is not None
+    table = soak.format_table(r)
+    print("\n" + table)
+    assert describe_cpu() in table and "drift" in table and "RSS slope" in table
+
+
+def test_soak_arguments_are_checked(live_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "soak", "--target", str(live_bundle), "--minutes", "0"]) == 2
+    assert "--minutes must be positive" in capsys.readouterr().err
+    assert main(["bench", "soak", str(tmp_path / "none.mp4"), "--target", str(live_bundle), "--minutes", "1"]) == 2
+    assert "clip not found" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""The target's background plate: the room without the person, at the model resolution.
+
+The generator predicts only the person (colour and alpha) and the frame is the person over this
+plate, so the background no longer wobbles from frame to frame. Each plate pixel is the temporal
+median of the frames in which that pixel is surely background (outside the dilated person mask,
+inside the picture after registration). Where the person never moved away there is nothing to take
+the median of: those pixels are filled by OpenCV's inpainting (Telea), and the filled fraction is
+reported, since a large one means the plate there is a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from dancenow.errors import DanceNowError
+from dancenow.training.masks import background, dilate_px
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlateConfig:
+    """How the plate is built."""
+
+    dilate: float = 0.025  # the person mask grown by this fraction of the height (edges, hair, blur)
+    max_frames: int = 240  # frames the median is taken over, evenly spaced (bounds time and memory)
+    min_seen: int = 3  # a pixel seen as background in fewer frames than this is filled
+    inpaint_radius: int = 5
+    warn_filled: float = 0.15  # warn when more than this fraction of the plate had to be filled
+
+
+@dataclass
+class Plate:
+    image: np.ndarray  # uint8 H x W x 3 RGB
+    filled: np.ndarray  # bool H x W: inpainted (never seen as background)
+    frames: int  # how many frames the median was taken over
+    dilate_px: int
+
+    @property
+    def filled_fraction(self) -> float:
+        return float(self.filled.mean())
+
+
+def build_plate(frames: list[np.ndarray], masks: list[np.ndarray], valid: list[np.ndarray | None] | None = None,
+                usable: list[bool] | None = None, cfg: PlateConfig | None = None, name: str = "clip") -> Plate:
+    """The plate of `frames` (uint8 H x W x 3) with person `masks` (float H x W in [0, 1]).
+
+    `valid` marks the pixels each frame really shows (False where registration moved the picture
+    away); `usable` leaves out frames whose registration is not trusted.
+    """
+    cfg = cfg or PlateConfig()
+    picks = [i for i in range(len(frames)) if usable is None or usable[i]]
+    if not picks:
+        raise DanceNowError(f"{name}: no frame is usable for the background plate (registration failed on every "
+                            "frame): film on a tripod or hold the camera steadier")
+    if len(picks) > cfg.max_frames:
+        picks = [picks[int(j)] for j in np.linspace(0, len(picks) - 1, cfg.max_frames)]
+    h, w = frames[0].shape[:2]
+    radius = dilate_px(h, cfg.dilate)
+    # uint16 with 256 marking "not background here": a sort puts those last, and the median is
+    # taken over the first `count` entries of each pixel.
+    stack = np.empty((len(picks), h, w, 3), np.uint16)
+    for j, i in enumerate(tqdm(picks, desc="plate", unit="frame")):
+        ok = background(np.asarray(masks[i], np.float32), radius)
+        if valid is not None and valid[i] is not None:
+            ok &= valid[i]
+        stack[j] = frames[i]
+        stack[j][~ok] = 256
+    image = np.empty((h, w, 3), np.uint8)
+    count = np.empty((h, w), np.int64)
+    for y in range(0, h, 32):  # row bands bound the sort's memory
+        band = np.sort(stack[:, y:y + 32], axis=0)
+        n = (band[..., 0] < 256).sum(axis=0)
+        lo, hi = np.maximum(n - 1, 0) // 2, np.maximum(n, 1) // 2
+        a = np.take_along_axis(band, lo[None, ..., None].repeat(3, -1), 0)[0]
+        b = np.take_along_axis(band, hi[None, ..., None].repeat(3, -1), 0)[0]
+        image[y:y + 32] = np.minimum((a.astype(np.int32) + b + 1) // 2, 255)
+        count[y:y + 32] = n
+    filled = count < min(cfg.min_seen, len(picks))
+    if filled.any():
+        image[filled] = 0
+        image = cv2.inpaint(image, filled.astype(np.uint8), cfg.inpaint_radius, cv2.INPAINT_TELEA)
+    plate = Plate(image, filled, len(picks), radius)
+    if plate.filled_fraction > cfg.warn_filled:
+        log.warning("%s: the person covers %.0f%% of the background plate in every frame; that part is inpainted "
+                    "(a guess): a clip where the person moves around the room gives a cleaner plate",
+                    name, 100 * plate.filled_fraction)
+    return plate
