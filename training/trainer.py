@@ -112,6 +112,9 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                             "it, slowly: train without --bf16")
     low = torch.float16 if amp else torch.bfloat16
     autocast = amp or bool(bf16)
+
+    def mixed() -> torch.autocast:
+        return torch.autocast(device.type, dtype=low, enabled=autocast)
     torch.manual_seed(seed * 1000 + rank)
     rng = np.random.default_rng(seed * 1000 + rank)
 
@@ -192,6 +195,10 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         })
         log.info("checkpoint saved at step %d, face step %d (%s): %s", step, face_step, reason, ckpt_path)
 
+    def make_stage(name: str, at: int, total: int) -> Stage:
+        return Stage(name, at, total, summary, timing, writer, log_every, prof.image_every, checkpoint_every,
+                     checkpoint, progress and rank == 0)
+
     def sample(n: int) -> np.ndarray:
         return np.asarray(pairs)[rng.integers(0, len(pairs), n)]
 
@@ -201,16 +208,12 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         if step < steps:
             G.train()
             D.train()
-            stage = Stage("generator", step, steps, summary, timing, writer, log_every, prof.image_every,
-                          checkpoint_every, checkpoint, progress and rank == 0)
-            while step < steps:
-                if any_rank(stop.requested, world, device):
-                    interrupted = True
-                    break
+            stage = make_stage("generator", step, steps)
+            while step < steps and not (interrupted := any_rank(stop.requested, world, device)):
                 idx = sample(prof.batch)
                 l0, l1 = to_tensor(data.labels[idx], device), to_tensor(data.labels[idx + 1], device)
                 r0, r1 = to_tensor(data.frames[idx], device), to_tensor(data.frames[idx + 1], device)
-                with torch.autocast(device.type, dtype=low, enabled=autocast):
+                with mixed():
                     f0, f1 = pair_model(l0, l1)
                     if temporal:
                         fake = torch.cat([l0, f0, l1, f1], 1)
@@ -226,19 +229,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                               * prof.lambda_l1 / 2}
                     if vgg is not None:
                         losses["g_vgg"] = (vgg(f0.float(), r0) + vgg(f1.float(), r1)) * prof.lambda_vgg / 2
-                    loss_g = sum(losses.values())
-                opt_G.zero_grad(set_to_none=True)
-                scaler.scale(loss_g).backward()
-                scaler.step(opt_G)
-                # Discriminator: real pairs are real, generated pairs are fake.
-                D.requires_grad_(True)
-                with torch.autocast(device.type, dtype=low, enabled=autocast):
-                    d_real, d_fake = discriminator(D_model, fake, real)
-                opt_D.zero_grad(set_to_none=True)
-                scaler.scale(0.5 * (d_fake + d_real)).backward()
-                scaler.step(opt_D)
-                scaler.update()
-                losses.update(d_real=d_real, d_fake=d_fake)
+                gan_update(losses, opt_G, D, D_model, fake, real, opt_D, scaler, mixed, "d")
                 step += 1
                 stage.after(step, losses, (l1, f1, r1))
             stage.close()
@@ -250,12 +241,8 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                 raise DanceNowError(f"no face was found in {data_dir}'s training frames: train with --no-face")
             G.eval().requires_grad_(False)
             F_model, FD_model = wrap_ddp(F_net, world, device), wrap_ddp(FD, world, device)
-            stage = Stage("face", face_step, face_steps, summary, timing, writer, log_every, prof.image_every,
-                          checkpoint_every, checkpoint, progress and rank == 0)
-            while face_step < face_steps:
-                if any_rank(stop.requested, world, device):
-                    interrupted = True
-                    break
+            stage = make_stage("face", face_step, face_steps)
+            while face_step < face_steps and not (interrupted := any_rank(stop.requested, world, device)):
                 idx = np.asarray(with_face)[rng.integers(0, len(with_face), prof.batch)]
                 with torch.no_grad():
                     l0, l1 = to_tensor(data.labels[idx], device), to_tensor(data.labels[idx + 1], device)
@@ -263,7 +250,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                     r1 = to_tensor(data.frames[idx + 1], device)
                 crops = [data.face_boxes[i + 1] for i in idx]
                 lc, gc, rc = (_cut(t, crops) for t in (l1, f1, r1))
-                with torch.autocast(device.type, dtype=low, enabled=autocast):
+                with mixed():
                     fc = F_model(lc, gc)
                     FD.requires_grad_(world > 1)
                     fake, real = torch.cat([lc, fc], 1), torch.cat([lc, rc], 1)
@@ -272,18 +259,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                               "f_l1": torch.nn.functional.l1_loss(fc, rc) * prof.lambda_face_l1}
                     if vgg is not None:
                         losses["f_vgg"] = vgg(fc.float(), rc) * prof.lambda_vgg
-                    loss_f = sum(losses.values())
-                opt_F.zero_grad(set_to_none=True)
-                scaler.scale(loss_f).backward()
-                scaler.step(opt_F)
-                FD.requires_grad_(True)
-                with torch.autocast(device.type, dtype=low, enabled=autocast):
-                    d_real, d_fake = discriminator(FD_model, fake, real)
-                opt_FD.zero_grad(set_to_none=True)
-                scaler.scale(0.5 * (d_fake + d_real)).backward()
-                scaler.step(opt_FD)
-                scaler.update()
-                losses.update(fd_real=d_real, fd_fake=d_fake)
+                gan_update(losses, opt_F, FD, FD_model, fake, real, opt_FD, scaler, mixed, "fd")
                 face_step += 1
                 stage.after(face_step, losses, (lc, fc, rc))
             stage.close()
@@ -296,6 +272,24 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     if interrupted:
         raise KeyboardInterrupt  # the CLI prints "interrupted"; the checkpoint holds every finished step
     return ckpt_path
+
+
+def gan_update(losses: dict[str, torch.Tensor], opt: torch.optim.Optimizer, D: nn.Module, D_model: nn.Module,
+               fake: torch.Tensor, real: torch.Tensor, opt_d: torch.optim.Optimizer, scaler, mixed, name: str) -> None:
+    """One generator update on the sum of `losses`, then one discriminator update on the same
+    (fake, real): real pairs are real, generated pairs (detached) are fake. D's losses are added to
+    `losses` as NAME_real and NAME_fake (for the logs)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(sum(losses.values())).backward()
+    scaler.step(opt)
+    D.requires_grad_(True)
+    with mixed():
+        d_real, d_fake = discriminator(D_model, fake, real)
+    opt_d.zero_grad(set_to_none=True)
+    scaler.scale(0.5 * (d_fake + d_real)).backward()
+    scaler.step(opt_d)
+    scaler.update()
+    losses.update({f"{name}_real": d_real, f"{name}_fake": d_fake})
 
 
 def _cut(t: torch.Tensor, boxes) -> torch.Tensor:
