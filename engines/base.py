@@ -6,7 +6,8 @@ Frames cross this boundary as uint8 H x W x 3 RGB arrays; the conversion to the 
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,9 @@ class Engine(ABC):
     manifest: Manifest | None = None  # set by load_engine
     bundle: Path | None = None  # set by load_engine
     choice: dict | None = None  # backend="auto" on a CPU: what was measured and why this engine (engines/choice.py)
+    # The backend's compiled networks, each called on two checked uint8 images (set by the backend).
+    _gen: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    _face: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
         """The target's frame for `label_map`, given the previous generated frame."""
@@ -53,13 +57,13 @@ class Engine(ABC):
         self.check_input(frame_crop, "face frame crop", size)
         return self._refine_face(label_crop, frame_crop)
 
-    @abstractmethod
     def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
         """The backend's generator call on checked inputs."""
+        return self._gen(label_map, previous_frame)
 
     def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
         """The backend's face net call on checked crops (only when face_crop is set)."""
-        return frame_crop
+        return self._face(label_crop, frame_crop) if self._face is not None else frame_crop
 
     def check_input(self, image: np.ndarray, what: str, size: tuple[int, int] | None = None) -> None:
         """Refuse an image of the wrong size with a clear error rather than a backend traceback."""

@@ -128,11 +128,5 @@ class OnnxRuntimeEngine(Engine):
             self._face = _Runner(face, names, threads, ("label_crop", "frame_crop"), "refined",
                                  (self.face_crop, self.face_crop))
 
-    def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        return self._gen(label_map, previous_frame)
-
-    def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        return self._face(label_crop, frame_crop)
-
     def describe(self) -> str:
         return f"{super().describe()} via {self.provider}"

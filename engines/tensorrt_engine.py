@@ -88,9 +88,3 @@ class TensorRTEngine(Engine):
             self.face_crop = int(face_crop)
             self._face = _TrtRunner(face, ("label_crop", "frame_crop"), "refined",
                                     (self.face_crop, self.face_crop), self._logger)
-
-    def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        return self._gen(label_map, previous_frame)
-
-    def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        return self._face(label_crop, frame_crop)

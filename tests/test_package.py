@@ -58,6 +58,6 @@ def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
     assert ours == {"dancenow", wheels[0].name.split("-")[0] + "-0.1.0.dist-info"}, ours
     # The data the package needs at run time went in with it: the web pages and the demo target.
     pkg = site / "dancenow"
-    for data in ("realtime/serve/web/index.html", "realtime/serve/web/perform.html", "realtime/serve/web/rtc.js",
-                 "realtime/serve/web/style.css", "demo/assets/demo_checkpoint.pt"):
+    for data in ("realtime/serve/web/index.html", "realtime/serve/web/perform.html", "realtime/serve/web/shell.html",
+                 "realtime/serve/web/rtc.js", "realtime/serve/web/style.css", "demo/assets/demo_checkpoint.pt"):
         assert (pkg / data).is_file(), f"{data} is missing from the wheel"

@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamError
 from dancenow.errors import DanceNowError
 from dancenow.realtime.live import pixelstamp
 from dancenow.realtime.media.reader import iter_frames, video_info
+from dancenow.realtime.serve.rtc import track_frames
 
 VIDEO_CLOCK = 90_000
 COUNTER_MOD = 1 << pixelstamp.COUNTER_BITS
@@ -127,11 +128,7 @@ class Viewer:
         return self
 
     async def _receive(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in track_frames(track):
             self.frames += 1
             self.last_frame = time.monotonic()
             if self.stamps:

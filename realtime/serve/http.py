@@ -97,11 +97,14 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         response.headers["Cache-Control"] = "no-store"
 
 
-def page(name: str):
-    """A handler serving one of the package's HTML pages."""
+def page(name: str, title: str):
+    """A handler serving one of the package's pages: its body put into the one shared shell.html."""
+    shell = (WEB_DIR / "shell.html").read_text(encoding="utf-8")
+    body = (WEB_DIR / name).read_text(encoding="utf-8")
+    html = shell.replace("{title}", title).replace("{body}", body).encode()
 
     async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=(WEB_DIR / name).read_bytes(), content_type="text/html")
+        return web.Response(body=html, content_type="text/html")
 
     return handler
 

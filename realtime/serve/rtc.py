@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aioice.ice
-from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
+from aiortc.mediastreams import MediaStreamError
 
 from dancenow.realtime.serve.encoder import PacketTrack
 from dancenow.realtime.serve.http import HTTPProblem
 
 _original_host_addresses = aioice.ice.get_host_addresses
+
+
+async def track_frames(track: MediaStreamTrack) -> AsyncIterator:
+    """A received track's frames until it ends (aiortc ends a track by raising MediaStreamError)."""
+    while True:
+        try:
+            yield await track.recv()
+        except MediaStreamError:
+            return
 
 
 def configure_ice(loopback_only: bool, consent_interval: float, consent_failures: int) -> None:

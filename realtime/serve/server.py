@@ -24,7 +24,6 @@ from pathlib import Path
 
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dancenow.errors import DanceNowError
@@ -36,7 +35,7 @@ from dancenow.realtime.serve.encoder import DEFAULT_BITRATE, MAX_BITRATE, MIN_BI
 from dancenow.realtime.serve.http import HTTPProblem
 from dancenow.realtime.serve.metrics import PublishCollector, StatsCollector
 from dancenow.realtime.serve.publish import Publisher, open_publishers, publish_kind
-from dancenow.realtime.serve.rtc import Peer, check_offer, configure_ice, send_packets
+from dancenow.realtime.serve.rtc import Peer, check_offer, configure_ice, send_packets, track_frames
 from dancenow.realtime.serve.sdp import check_candidates
 
 log = logging.getLogger(__name__)
@@ -122,8 +121,8 @@ class Server:
         app.on_response_prepare.append(http.security_headers)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
-        app.router.add_get("/", http.page("index.html"))
-        app.router.add_get("/perform", http.page("perform.html"))
+        app.router.add_get("/", http.page("index.html", "watch"))
+        app.router.add_get("/perform", http.page("perform.html", "perform"))
         app.router.add_get("/static/{name}", http.static)
         app.router.add_get("/favicon.ico", http.no_content)
         app.router.add_post("/api/offer", self._offer_viewer)
@@ -221,11 +220,7 @@ class Server:
 
     async def _pump_camera(self, track: MediaStreamTrack) -> None:
         """A performer's camera frames into the show's push source."""
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in track_frames(track):
             self.camera.push(frame.to_ndarray(format="rgb24"), time.monotonic())
 
     # --- peers -----------------------------------------------------------------------------
