@@ -127,7 +127,7 @@ def cmd_run(a: argparse.Namespace) -> None:
     from dancenow.realtime.run import run
 
     run(a.source, _default_bundle(a.target), out=a.out, window=a.window, layout=a.layout,
-        backend=a.backend, seconds=a.seconds, calibration=a.calibration)
+        backend=a.backend, seconds=a.seconds, calibration=a.calibration, background=a.background)
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
@@ -142,7 +142,7 @@ def cmd_serve(a: argparse.Namespace) -> None:
 
     # checked before the target is built: a bad --publish URL or --bitrate fails at once
     cfg = ServeConfig(target=None, source=a.source, host=a.host, port=a.port, backend=a.backend, layout=a.layout,
-                      token=a.token, max_peers=a.max_peers, bitrate=parse_bitrate(a.bitrate),
+                      background=a.background, token=a.token, max_peers=a.max_peers, bitrate=parse_bitrate(a.bitrate),
                       publish=tuple(a.publish or ()), publish_token=a.publish_token, stamp=a.stamp)
     cfg.target = _default_bundle(a.target)
     serve(cfg)
@@ -158,7 +158,7 @@ def cmd_transfer(a: argparse.Namespace) -> None:
     from dancenow.realtime.transfer import TransferConfig, transfer, write_demo_performer
 
     config = TransferConfig(layout=a.layout, mark=not a.no_mark, backend=a.backend, strip=a.strip,
-                            strip_frames=a.strip_frames)
+                            strip_frames=a.strip_frames, background=a.background)
     if a.source != "demo":
         transfer(a.source, _default_bundle(a.target), a.out, config)
         return
@@ -171,6 +171,8 @@ def cmd_transfer(a: argparse.Namespace) -> None:
 
 BACKENDS = ["auto", "tensorrt", "openvino", "onnxruntime", "torch"]
 LAYOUTS = ["target", "side-by-side"]
+BACKGROUND_HELP = ("behind the person (targets trained with cpu-realtime v2): plate (the target's own room), "
+                   "green, blue, black, white (a flat key colour for OBS) or an image file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a target's generator (and face stage)")
     s.add_argument("data_dir")
     s.add_argument("--out", required=True, help="run folder (resumes when it holds a checkpoint)")
-    s.add_argument("--profile", choices=["cpu-realtime", "gpu-quality"], default="cpu-realtime")
+    s.add_argument("--profile", choices=["cpu-realtime", "cpu-realtime-v1", "gpu-quality"], default="cpu-realtime")
     s.add_argument("--steps", type=int, default=None, help="generator steps (default: the profile's)")
     s.add_argument("--face-steps", type=int, default=None, help="face stage steps (default: the profile's)")
     s.add_argument("--vgg-weights", default=None, help="local VGG19 weights for the perceptual loss")
@@ -229,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ablation", help="plain vs temporal vs temporal+face, at equal steps and seed")
     s.add_argument("data_dir")
     s.add_argument("-o", "--out", required=True)
-    s.add_argument("--profile", choices=["cpu-realtime", "gpu-quality"], default="cpu-realtime")
+    s.add_argument("--profile", choices=["cpu-realtime", "cpu-realtime-v1", "gpu-quality"], default="cpu-realtime")
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--face-steps", type=int, default=None)
     s.add_argument("--seed", type=int, default=0)
@@ -248,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=BACKENDS, default="auto")
     s.add_argument("--seconds", type=float, default=None, help="stop after this long")
     s.add_argument("--calibration", default=None, help="performer statistics from `dancenow calibrate`")
+    s.add_argument("--background", default="plate", help=BACKGROUND_HELP)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("calibrate", help="record the performer's body statistics to a file")
@@ -264,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=BACKENDS, default="auto")
     s.add_argument("--layout", choices=LAYOUTS, default="target")
     s.add_argument("--token", default=None, help="token to perform and switch targets (default: random)")
+    s.add_argument("--background", default="plate", help=BACKGROUND_HELP)
     s.add_argument("--max-peers", type=int, default=8)
     s.add_argument("--bitrate", default="1M", help="VP8 bitrate of the one stream every viewer gets (and of "
                    "RTMP's H.264): bits/s like 1500k or 2M (default 1M)")
@@ -287,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", choices=LAYOUTS, default="target")
     s.add_argument("--backend", choices=BACKENDS, default="auto")
     s.add_argument("--no-mark", action="store_true", help="leave out the visible 'synthetic' mark")
+    s.add_argument("--background", default="plate", help=BACKGROUND_HELP)
     s.add_argument("--strip", default=None, help="also write a PNG strip of performer | pose | target rows")
     s.add_argument("--strip-frames", type=int, default=3, help="rows in the strip")
     s.set_defaults(func=cmd_transfer)

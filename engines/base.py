@@ -21,6 +21,11 @@ def to_tensor(image: np.ndarray) -> np.ndarray:
     return (np.ascontiguousarray(image.transpose(2, 0, 1))[None].astype(np.float32) / 127.5) - 1.0
 
 
+def to_alpha(tensor: np.ndarray) -> np.ndarray:
+    """float 1 x 1 x H x W in [0, 1] -> float32 H x W (an alpha generator's second output)."""
+    return np.clip(np.asarray(tensor, dtype=np.float32)[0, 0], 0.0, 1.0)
+
+
 def to_image(tensor: np.ndarray) -> np.ndarray:
     """float 1 x 3 x H x W in [-1, 1] -> uint8 H x W x 3."""
     x = np.asarray(tensor, dtype=np.float32)[0].transpose(1, 2, 0)
@@ -47,6 +52,12 @@ class Engine(ABC):
         self.check_input(label_map, "label map")
         self.check_input(previous_frame, "previous frame")
         return self._generate(label_map, previous_frame)
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        """The person's alpha (float32 H x W in [0, 1]) of the last `generate`, when the generator
+        has one (v2 bundles; not the TensorRT backend): what puts the person over another background."""
+        return getattr(getattr(self, "_gen", None), "alpha", None)
 
     def refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
         """The face crop with EDN's face residual added; unchanged when there is no face net."""

@@ -149,7 +149,8 @@ _LOADERS = {"tensorrt": _tensorrt, "openvino": _openvino, "onnxruntime": _onnxru
 
 
 def check_manifest(bundle: Path, manifest: Manifest) -> None:
-    """What every backend relies on: a resolution, and generator I/O at that resolution."""
+    """What every backend relies on: a resolution, and generator I/O at that resolution (an alpha
+    generator's `alpha` output has one channel)."""
     h, w = manifest.resolution
     if h <= 0 or w <= 0:
         raise DanceNowError(f"{bundle}/manifest.json has resolution {h}x{w}: re-export the bundle")
@@ -162,7 +163,7 @@ def check_manifest(bundle: Path, manifest: Manifest) -> None:
                                 "tensor shapes: re-export the bundle")
         tensors.update(block)
     for name, shape in tensors.items():
-        if not isinstance(shape, list) or shape != want:
+        if not isinstance(shape, list) or shape != ([1, 1, h, w] if name == "alpha" else want):
             raise DanceNowError(f"{bundle}/manifest.json gives generator tensor {name} shape {shape} at "
                                 f"resolution {h}x{w}: the bundle is inconsistent; re-export it")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from dancenow.engines.base import Engine, to_image, to_tensor
+from dancenow.engines.base import Engine, to_alpha, to_image, to_tensor
 from dancenow.errors import DanceNowError
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,8 @@ class _Runner:
         self.session = open_session(path, provider_names, threads)
         check_io(self.session, path, inputs, output, size)
         self.inputs, self.output, self.size = inputs, output, size
+        self.alpha: np.ndarray | None = None  # the last call's alpha, when the model has that output
+        self._fetch = [output] + [o.name for o in self.session.get_outputs() if o.name == "alpha"]
         self.on_gpu = self.session.get_providers()[0] in GPU_PROVIDERS
         self._last: np.ndarray | None = None  # the image last returned ...
         self._last_device: ort.OrtValue | None = None  # ... and the same output on the device
@@ -89,8 +91,10 @@ class _Runner:
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if not self.on_gpu:
-            out = self.session.run([self.output], {self.inputs[0]: to_tensor(a), self.inputs[1]: to_tensor(b)})[0]
-            return to_image(out)
+            outs = self.session.run(self._fetch, {self.inputs[0]: to_tensor(a), self.inputs[1]: to_tensor(b)})
+            if len(outs) > 1:
+                self.alpha = to_alpha(outs[1])
+            return to_image(outs[0])
         binding = self.session.io_binding()
         binding.bind_cpu_input(self.inputs[0], to_tensor(a))
         if b is self._last and self._last_device is not None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from dancenow.engines.base import Engine, to_image, to_tensor
+from dancenow.engines.base import Engine, to_alpha, to_image, to_tensor
 from dancenow.errors import DanceNowError
 from dancenow.host import cpu_info
 
@@ -109,11 +109,16 @@ class _Runner:
                                 f"{str(e).strip()[:300]}): try another precision (--precision fp32)") from None
         self.request = self.compiled.create_infer_request()
         self.inputs = inputs
+        self._frame = self.compiled.output(output)
+        self._alpha = next((o for o in self.compiled.outputs if "alpha" in o.get_names()), None)
+        self.alpha: np.ndarray | None = None  # the last call's alpha, when the model has that output
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = self.request.infer({self.inputs[0]: to_tensor(a), self.inputs[1]: to_tensor(b)},
                                  share_inputs=True, share_outputs=True)
-        return to_image(out[0])  # copies: the shared output buffer is reused by the next call
+        if self._alpha is not None:
+            self.alpha = to_alpha(out[self._alpha])  # copies, as to_image: the output buffers are reused
+        return to_image(out[self._frame])
 
 
 class OpenVinoEngine(Engine):

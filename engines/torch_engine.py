@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dancenow.engines.base import Engine, to_image, to_tensor
+from dancenow.engines.base import Engine, to_alpha, to_image, to_tensor
 from dancenow.errors import DanceNowError
 
 
@@ -30,19 +30,29 @@ class TorchEngine(Engine):
         self.device = device
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self._gen = _load(generator, device)
+        self._last_alpha: np.ndarray | None = None
         self._face = None
         if face is not None and face_crop:
             self.face_crop = int(face_crop)
             self._face = _load(face, device)
 
-    def _run(self, module, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def _run(self, module, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The image and (from an alpha generator, which returns a pair) the alpha."""
         with torch.inference_mode():
             x = torch.from_numpy(to_tensor(a)).to(self.device)
             y = torch.from_numpy(to_tensor(b)).to(self.device)
-            return to_image(module(x, y).float().cpu().numpy())
+            out = module(x, y)
+            frame, alpha = out if isinstance(out, tuple | list) else (out, None)
+            return (to_image(frame.float().cpu().numpy()),
+                    None if alpha is None else to_alpha(alpha.float().cpu().numpy()))
 
     def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        return self._run(self._gen, label_map, previous_frame)
+        frame, self._last_alpha = self._run(self._gen, label_map, previous_frame)
+        return frame
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        return self._last_alpha
 
     def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        return self._run(self._face, label_crop, frame_crop)
+        return self._run(self._face, label_crop, frame_crop)[0]

@@ -47,6 +47,8 @@ FORMAT_ARTIFACTS = {"onnx": ("onnx", "fp32"), "ort-int8": ("onnx", "int8"), "ope
 SAMPLES = "samples.npz"
 MIN_OPSET = 17
 GEN_IO = (("pose", "previous"), "frame")
+ALPHA = "alpha"  # an alpha generator's second output: 1x1xHxW in [0, 1], for other backgrounds live
+PLATE = "plate.png"
 FACE_IO = (("label_crop", "frame_crop"), "refined")
 
 
@@ -96,15 +98,38 @@ def _say(msg: str) -> None:
 
 # --- ONNX ----------------------------------------------------------------------------------------
 
+class WithAlpha(torch.nn.Module):
+    """An alpha generator with both outputs (frame, alpha) for export: the frame first, so every
+    parity check and runner that reads output 0 is unchanged."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, pose: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.generator.layers(pose, previous)
+
+
+def exported(generator: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
+    """The module to export for `generator` and its output names."""
+    if getattr(generator.config, "alpha", False):
+        return WithAlpha(generator).eval(), [GEN_IO[1], ALPHA]
+    return generator, [GEN_IO[1]]
+
+
 def to_onnx(module: torch.nn.Module, size: tuple[int, int], io_names, opset: int, simplify: bool) -> onnx.ModelProto:
-    """Static-shape ONNX of a two-input image network, checked, shape-inferred and simplified."""
+    """Static-shape ONNX of a two-input image network, checked, shape-inferred and simplified
+    (an alpha generator's second output, `alpha`, is 1x1xHxW)."""
     inputs, output = io_names
+    outputs = [output]
+    if output == GEN_IO[1]:
+        module, outputs = exported(module)
     dummy = tuple(torch.zeros(1, 3, *size) for _ in inputs)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(module, dummy, buf, input_names=list(inputs), output_names=[output],
+            torch.onnx.export(module, dummy, buf, input_names=list(inputs), output_names=outputs,
                               opset_version=opset, do_constant_folding=True, dynamo=False)
         except Exception as e:  # the exporter raises many types
             raise DanceNowError(f"ONNX export at opset {opset} failed ({type(e).__name__}: {e}): try --opset {MIN_OPSET}") from None
@@ -118,7 +143,7 @@ def to_onnx(module: torch.nn.Module, size: tuple[int, int], io_names, opset: int
     want = [1, 3, int(size[0]), int(size[1])]
     for v in [*model.graph.input, *model.graph.output]:
         dims = [d.dim_value for d in v.type.tensor_type.shape.dim]
-        if dims != want:
+        if dims != (want[:1] + [1] + want[2:] if v.name == ALPHA else want):
             raise DanceNowError(f"exported {v.name} has shape {dims}, expected static {want}: this is a bug in export")
     return model
 
@@ -128,6 +153,7 @@ def to_onnx(module: torch.nn.Module, size: tuple[int, int], io_names, opset: int
 def to_torchscript(module: torch.nn.Module, size: tuple[int, int], path: Path, samples: Samples | None) -> dict:
     """A traced copy for the PyTorch backend (engines never import the training code)."""
     dummy = tuple(torch.zeros(1, 3, *size) for _ in range(2))
+    module = exported(module)[0] if hasattr(module, "layers") else module
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, dummy, check_trace=False)
@@ -140,9 +166,13 @@ def to_torchscript(module: torch.nn.Module, size: tuple[int, int], path: Path, s
 
     loaded = torch.jit.load(str(path))
     with torch.inference_mode():
-        outs = [loaded(torch.from_numpy(to_tensor(a)), torch.from_numpy(to_tensor(b))).numpy()
+        outs = [_first(loaded(torch.from_numpy(to_tensor(a)), torch.from_numpy(to_tensor(b)))).numpy()
                 for a, b in zip(samples.labels, samples.previous, strict=True)]
     return {"parity_vs_eager": parity(samples.outputs, outs)}
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple | list) else out
 
 
 # --- the bundle ----------------------------------------------------------------------------------
@@ -210,7 +240,8 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
 
     artifacts: dict = dict(kept)
     shape = [1, 3, size[0], size[1]]
-    gen_info: dict = {"inputs": {"pose": shape, "previous": shape}, "outputs": {"frame": shape},
+    outputs = {"frame": shape, **({ALPHA: [1, 1, size[0], size[1]]} if generator.config.alpha else {})}
+    gen_info: dict = {"inputs": {"pose": shape, "previous": shape}, "outputs": outputs,
                       "config": ckpt["generator_config"], "opset": cfg.opset,
                       "gflop": round(count_gflop(generator, torch.zeros(*shape), torch.zeros(*shape)), 3)}
 
@@ -283,6 +314,12 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
     write_atomic(out / SAMPLES, buf.getvalue())
     artifacts[SAMPLES] = {"kind": "samples", "role": "timing", "count": len(held.labels)}
 
+    if generator.config.alpha:  # the room the frames show: live, other backgrounds replace it through alpha
+        import cv2
+
+        plate = ckpt["plate"].numpy()
+        write_atomic(out / PLATE, cv2.imencode(".png", cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))[1].tobytes())
+        artifacts[PLATE] = {"kind": "image", "role": "plate"}
     ts = to_torchscript(generator, size, out / "generator.ts", held)
     artifacts["generator.ts"] = {"kind": "torchscript", "role": "generator", "precision": "fp32", **ts}
     if face_info is not None:

@@ -29,7 +29,7 @@ def status_line(stats: PipelineStats) -> str:
 
 def run(source: str | Source, bundle: str | Path | Target, out: str | Path | None = None, window: bool = False,
         layout: str = "target", backend: str = "auto", seconds: float | None = None,
-        calibration: str | Path | None = None, status_every: float = 1.0) -> PipelineStats:
+        calibration: str | Path | None = None, status_every: float = 1.0, background: str = "plate") -> PipelineStats:
     """Run the live pipeline until `seconds` pass, the source ends, or Ctrl-C/q; returns its stats."""
     if out is None and not window and seconds is None:
         raise DanceNowError("nowhere to show the output: pass --out OUT.mp4, --window, or --seconds N")
@@ -38,7 +38,7 @@ def run(source: str | Source, bundle: str | Path | Target, out: str | Path | Non
     if window and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise DanceNowError("--window needs a display and none is set (DISPLAY): write a file with --out OUT.mp4")
     # a file under --seconds loops, so the run lasts as long as asked
-    show = open_show(source, bundle, PipelineConfig(layout=layout, calibration=calibration), backend=backend,
+    show = open_show(source, bundle, PipelineConfig(layout=layout, calibration=calibration, background=background), backend=backend,
                      loop=seconds is not None)
     if window:
         import cv2

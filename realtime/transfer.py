@@ -38,6 +38,7 @@ class TransferConfig:
     holistic: bool = False
     strip: Path | None = None  # also write a PNG of `strip_frames` rows of performer | pose | target
     strip_frames: int = 3
+    background: str = "plate"  # behind the person (alpha targets): plate, a key colour or an image file
 
 
 def smooth_track(poses: list[Pose], window: int = 5) -> list[Pose]:
@@ -60,6 +61,7 @@ def transfer(source: str | Path, bundle: str | Path | Target, out: str | Path, c
     """Write `out`: the target performing `source`; the pose track goes beside it (.poses.jsonl)."""
     source, out = Path(source), Path(out)
     target = bundle if isinstance(bundle, Target) else Target.open(bundle, backend=config.backend, threads=None)
+    backdrop = target.backdrop(config.background)  # before any work: a background it cannot take is an error now
     h, w = target.resolution
     if target.pose_stats is None:
         raise DanceNowError(f"bundle {target.bundle} has no target pose statistics: re-export it from a prepared target")
@@ -87,7 +89,7 @@ def transfer(source: str | Path, bundle: str | Path | Target, out: str | Path, c
                 label = render_label_map(pose, (h, w), target.render)
                 generated = target.generate(label, previous)
                 previous = generated
-                generated = target.with_face(generated, label, pose)
+                generated = target.over(target.with_face(generated, label, pose), backdrop)
                 writer.write(compose(config.layout, generated, f.image, label, mark=config.mark))
                 if config.strip and f.index in picks:
                     rows.append(compose("side-by-side", generated, f.image, label, mark=config.mark))

@@ -101,6 +101,7 @@ def live_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_checkpoint(root / "checkpoint.pt", {
         "name": "untrained", "profile": profile.name, "resolution": list(profile.size),
         "generator_config": profile.generator.to_dict(), "generator": Generator(profile.generator).state_dict(),
+        "plate": torch.full((*profile.size, 3), 128, dtype=torch.uint8),
         "renderer": RenderConfig().to_dict(), "pose_stats": None, "step": 0, "face_step": 0, "summary": {}})
     export(root / "checkpoint.pt", root / "bundle", ExportConfig(formats=("onnx",), calib_samples=2, parity_samples=2))
     return root / "bundle"

@@ -5,6 +5,7 @@ A checkpoint is a torch.save'd dict:
   name, profile     target name and profile name
   resolution        [height, width] of label maps and frames
   generator_config  GeneratorConfig.to_dict();  generator: state_dict
+  plate             uint8 H x W x 3 tensor: the background an alpha generator composites over, or None
   face_config       FaceConfig.to_dict() or None;  face: state_dict or None;  face_crop: px or None
   renderer          RenderConfig.to_dict() used to draw the training label maps
   pose_stats        the target's normalization statistics (dict) or None
@@ -77,6 +78,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def build_generator(ckpt: dict) -> Generator:
     g = Generator(GeneratorConfig.from_dict(ckpt["generator_config"]))
     g.load_state_dict({k: v.float() for k, v in ckpt["generator"].items()})
+    if g.config.alpha:
+        plate = ckpt.get("plate")
+        if not isinstance(plate, torch.Tensor) or plate.dtype != torch.uint8 or plate.ndim != 3:
+            raise DanceNowError("this checkpoint's generator composites over a background plate, but it holds no "
+                                "plate (uint8 H x W x 3): retrain it, or restore the checkpoint `dancenow train` wrote")
+        g.set_plate(plate.permute(2, 0, 1)[None].float().div(127.5).sub(1.0))
     return g.eval()
 
 

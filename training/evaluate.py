@@ -34,6 +34,7 @@ class EvalConfig:
     body_pad: float = 0.1  # body crop: pose box grown by this x its height on each side
     sheet_frames: int = 6  # rows in the contact sheet
     detect: bool = True  # run MediaPipe on the outputs (pose consistency)
+    background_dilate: int = 8  # background PSNR: outside the prepared person mask grown by this many px
 
 
 class CheckpointGenerator:
@@ -88,9 +89,12 @@ def score(frames: np.ndarray, data: TargetData, cfg: EvalConfig, poses_found=Non
     real = data.frames[start:]
     size = data.size
     per = {"whole": [], "body": [], "face": []}
+    background = []
     for k, (f, r) in enumerate(zip(frames, real, strict=True)):
         pose = data.poses[start + k]
         per["whole"].append(M.similarity(f, r))
+        if data.masks is not None:
+            background.append(M.background_psnr(f, r, data.masks[start + k], cfg.background_dilate))
         box = M.body_box(pose, size, cfg.body_pad)
         if box is not None:
             per["body"].append(M.similarity(f, r, box))
@@ -98,6 +102,8 @@ def score(frames: np.ndarray, data: TargetData, cfg: EvalConfig, poses_found=Non
         if fbox is not None:
             per["face"].append(M.similarity(f, r, fbox))
     result = {name: _mean(v) for name, v in per.items()}
+    found = [b for b in background if b is not None]
+    result["background_psnr"] = float(np.mean(found)) if found else None
     pairs = [i - start for i in data.pairs(start, len(data.poses))]
     result["flicker"] = M.flicker(frames, pairs)
     if poses_found is not None:
@@ -220,13 +226,14 @@ def table_row(name: str, m: dict) -> str:
             f"{_fmt(face.get('ssim'), '.3f'):>9}{_fmt(face.get('psnr'), '.2f'):>9}"
             f"{_fmt(dist.get('px'), '.2f'):>9}{_fmt(dist.get('rel'), '.3f'):>8}{_fmt(fdist.get('rel'), '.3f'):>8}"
             f"{_fmt(None if found is None else 100 * found, '.0f'):>7}{_fmt(pose.get('missed'), 'd'):>7}"
-            f"{_fmt(m.get('flicker'), '.2f'):>9}{_fmt((m.get('whole') or {}).get('ssim'), '.3f'):>9}")
+            f"{_fmt(m.get('flicker'), '.2f'):>9}{_fmt((m.get('whole') or {}).get('ssim'), '.3f'):>9}"
+            f"{_fmt(m.get('background_psnr'), '.2f'):>9}")
 
 
 TABLE_HEADER = (f"{'':<26}{'body':>9}{'body':>9}{'face':>9}{'face':>9}{'pose px':>9}{'/height':>8}{'face/h':>8}"
-                f"{'found%':>7}{'missed':>7}{'flicker':>9}{'whole':>9}\n"
+                f"{'found%':>7}{'missed':>7}{'flicker':>9}{'whole':>9}{'bg':>9}\n"
                 f"{'':<26}{'SSIM':>9}{'PSNR':>9}{'SSIM':>9}{'PSNR':>9}{'body':>9}{'body':>8}{'':>8}"
-                f"{'':>7}{'':>7}{'':>9}{'SSIM':>9}")
+                f"{'':>7}{'':>7}{'':>9}{'SSIM':>9}{'PSNR':>9}")
 
 
 def format_table(report: dict) -> str:

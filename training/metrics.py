@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import cv2
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -49,6 +50,19 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     if np.array_equal(a, b):
         return PSNR_CAP
     return float(min(PSNR_CAP, peak_signal_noise_ratio(a, b, data_range=255)))
+
+
+def background_psnr(a: np.ndarray, b: np.ndarray, person: np.ndarray, dilate: int) -> float | None:
+    """PSNR over the pixels outside the person mask (> 0.5) grown by `dilate` px: how well the room
+    is kept. None when the grown mask covers the whole frame."""
+    _check_pair(a, b)
+    grown = cv2.dilate((np.asarray(person, np.float32) > 0.5).astype(np.uint8),
+                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1)))
+    keep = grown == 0
+    if not keep.any():
+        return None
+    err = np.mean((a[keep].astype(np.float64) - b[keep]) ** 2)
+    return PSNR_CAP if err == 0 else float(min(PSNR_CAP, 10 * np.log10(255.0**2 / err)))
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:

@@ -23,6 +23,13 @@ class GeneratorConfig:
     norm: str = "instance"  # "instance" (pix2pixHD) or "batch" (folds into convs, quantizes better)
     upsample: str = "transpose"  # "transpose" (pix2pixHD) or "resize" (nearest + conv: INT8-friendly)
     local_enhancer: bool = False  # gpu-quality: pix2pixHD's local enhancer around the global net
+    # v2 (cpu-realtime): no full-resolution convolution. The input is folded 2x2 into channels
+    # (pixel unshuffle) and the output unfolded (pixel shuffle): a small net's full-resolution
+    # stem and head cost more time than their FLOPs say (few channels, memory-bound).
+    fold: bool = False
+    # v2: predict the person's colour and an alpha, composited over the target's plate (a buffer
+    # set by `set_plate`, exported as a constant): the background stays the real room.
+    alpha: bool = False
     ngf_local: int = 32
     n_blocks_local: int = 3
 
@@ -72,17 +79,43 @@ class ResnetBlock(nn.Module):
 
 
 def global_trunk(c: GeneratorConfig, ngf: int, in_channels: int) -> list[nn.Module]:
-    """pix2pixHD's global generator up to (not including) its output layer."""
-    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), norm_layer(c.norm, ngf), nn.ReLU(True)]
-    for i in range(c.n_downsample):
+    """pix2pixHD's global generator up to (not including) its output layer; with `fold`, it
+    starts at half resolution (2 ngf channels) and ends there too."""
+    if c.fold:
+        layers: list[nn.Module] = [nn.PixelUnshuffle(2), nn.Conv2d(in_channels * 4, ngf * 2, 3, padding=1,
+                                                                    padding_mode="reflect"),
+                                   norm_layer(c.norm, ngf * 2), nn.ReLU(True)]
+    else:
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), norm_layer(c.norm, ngf), nn.ReLU(True)]
+    for i in range(1 if c.fold else 0, c.n_downsample):
         m = 2**i
         layers += [nn.Conv2d(ngf * m, ngf * m * 2, 3, stride=2, padding=1), norm_layer(c.norm, ngf * m * 2), nn.ReLU(True)]
     m = 2**c.n_downsample
     layers += [ResnetBlock(ngf * m, c.norm) for _ in range(c.n_blocks)]
-    for i in range(c.n_downsample):
+    for i in range(c.n_downsample - (1 if c.fold else 0)):
         m = 2 ** (c.n_downsample - i)
         layers += up_block(ngf * m, ngf * m // 2, c.upsample, c.norm)
     return layers
+
+
+def output_layer(c: GeneratorConfig, channels: int) -> list[nn.Module]:
+    """The trunk's features to the output's channels (3, or 4 with alpha), before the activation."""
+    out = c.out_channels + (1 if c.alpha else 0)
+    if c.fold:
+        head = nn.Conv2d(channels * 2, out * 4, 3, padding=1, padding_mode="reflect")
+        _icnr(head)
+        return [head, nn.PixelShuffle(2)]
+    return [nn.ReflectionPad2d(3), nn.Conv2d(channels, out, 7)]
+
+
+def _icnr(conv: nn.Conv2d) -> None:
+    """Start a pixel-shuffle head as if it upsampled by nearest (the four sub-pixels share weights):
+    a freshly initialised shuffle otherwise begins with a 2x2 checkerboard it must unlearn."""
+    with torch.no_grad():
+        w = conv.weight[:: 4].clone()
+        conv.weight.copy_(w.repeat_interleave(4, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias[:: 4].repeat_interleave(4))
 
 
 class Generator(nn.Module):
@@ -91,10 +124,12 @@ class Generator(nn.Module):
     def __init__(self, config: GeneratorConfig = GeneratorConfig()):
         super().__init__()
         self.config = c = config
-        out = [nn.ReflectionPad2d(3), nn.Conv2d(c.ngf, c.out_channels, 7), nn.Tanh()]
+        self.register_buffer("plate", torch.zeros(1, c.out_channels, 1, 1), persistent=False)
         if not c.local_enhancer:
-            self.model = nn.Sequential(*global_trunk(c, c.ngf, c.in_channels), *out)
+            self.model = nn.Sequential(*global_trunk(c, c.ngf, c.in_channels), *output_layer(c, c.ngf))
             return
+        if c.fold or c.alpha:
+            raise ValueError("fold and alpha are for the global generator alone (not the local enhancer)")
         # Local enhancer: the global trunk (at ngf) runs on a 2x downsampled input; a shallow
         # full-resolution branch (ngf_local) adds its features before the residual blocks.
         g = c.ngf
@@ -111,11 +146,24 @@ class Generator(nn.Module):
             nn.ReflectionPad2d(3), nn.Conv2d(lf, c.out_channels, 7), nn.Tanh(),
         )
 
+    def set_plate(self, plate: torch.Tensor) -> None:
+        """The background (1 x 3 x H x W in [-1, 1]) an alpha generator composites the person over."""
+        self.plate = plate.to(self.plate)
+
     def forward(self, pose: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        return self.layers(pose, previous)[0]
+
+    def layers(self, pose: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frame and (with `alpha`) the person's alpha in [0, 1], for the mask loss."""
         x = torch.cat([pose, previous], dim=1)
-        if not self.config.local_enhancer:
-            return self.model(x)
-        return self.local_up(self.local_down(x) + self.global_net(self.downsample(x)))
+        c = self.config
+        if c.local_enhancer:
+            return self.local_up(self.local_down(x) + self.global_net(self.downsample(x))), None
+        y = self.model(x)
+        if not c.alpha:
+            return torch.tanh(y), None
+        person, alpha = torch.tanh(y[:, :c.out_channels]), torch.sigmoid(y[:, c.out_channels:])
+        return alpha * person + (1 - alpha) * self.plate, alpha
 
 
 def count_gflop(model: nn.Module, *inputs: torch.Tensor) -> float:

@@ -28,7 +28,7 @@ from dancenow.errors import DanceNowError
 from dancenow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from dancenow.training.discriminator import DiscriminatorConfig, MultiscaleDiscriminator
 from dancenow.training.losses import VGGLoss, adversarial, discriminator
-from dancenow.training.networks import FaceGenerator, Generator
+from dancenow.training.networks import FaceGenerator, Generator, GeneratorConfig
 from dancenow.training.prepare import TargetData, load_prepared
 from dancenow.training.profiles import Profile, get_profile
 from dancenow.training.runtime import Stage, StopFlag, any_rank, dist_setup, tensorboard, wrap_ddp
@@ -70,11 +70,12 @@ class TemporalPair(nn.Module):
         super().__init__()
         self.generator, self.temporal = generator, temporal
 
-    def forward(self, l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Frames t and t+1, and their alphas (None without alpha)."""
         blank = torch.full_like(l0, -1.0)
-        f0 = self.generator(l0, blank)
-        f1 = self.generator(l1, f0 if self.temporal else blank)
-        return f0, f1
+        f0, a0 = self.generator.layers(l0, blank)
+        f1, a1 = self.generator.layers(l1, f0 if self.temporal else blank)
+        return f0, f1, a0, a1
 
 
 def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Profile = "cpu-realtime",
@@ -119,6 +120,12 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     rng = np.random.default_rng(seed * 1000 + rank)
 
     G = Generator(prof.generator).to(device)
+    if prof.generator.alpha:
+        if data.plate is None or data.masks is None:
+            raise DanceNowError(f"{data_dir} has no background plate and person masks, which {prof.name}'s generator "
+                                "composites over: prepare it again (the plate is built by default), or train with "
+                                "--profile cpu-realtime-v1")
+        G.set_plate(to_tensor(data.plate[None], device))
     if bf16:
         G.to(memory_format=torch.channels_last)  # oneDNN's bf16 convolutions want NHWC
     d_cfg = prof.discriminator if temporal else DiscriminatorConfig(**{**prof.discriminator.to_dict(), "in_channels": 6})
@@ -138,7 +145,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     summary: dict = {}
     if ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
-        if ck.get("profile") != prof.name or ck["generator_config"] != prof.generator.to_dict():
+        if ck.get("profile") != prof.name or GeneratorConfig.from_dict(ck["generator_config"]) != prof.generator:
             raise DanceNowError(f"{ckpt_path} was trained with another profile ({ck.get('profile')}): use a new --out folder")
         G.load_state_dict(ck["generator"])
         step, face_step, summary = int(ck.get("step", 0)), int(ck.get("face_step", 0)), dict(ck.get("summary") or {})
@@ -187,6 +194,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         save_checkpoint(ckpt_path, {
             "name": _target_name(data), "profile": prof.name, "resolution": [h, w],
             "generator_config": prof.generator.to_dict(), "generator": G.state_dict(),
+            "plate": torch.from_numpy(np.array(data.plate)) if prof.generator.alpha else None,
             "face_config": prof.face.to_dict() if F_net is not None and face_step > 0 else None,
             "face": F_net.state_dict() if F_net is not None and face_step > 0 else None,
             "face_crop": data.face_crop if F_net is not None and face_step > 0 else None,
@@ -214,7 +222,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                 l0, l1 = to_tensor(data.labels[idx], device), to_tensor(data.labels[idx + 1], device)
                 r0, r1 = to_tensor(data.frames[idx], device), to_tensor(data.frames[idx + 1], device)
                 with mixed():
-                    f0, f1 = pair_model(l0, l1)
+                    f0, f1, a0, a1 = pair_model(l0, l1)
                     if temporal:
                         fake = torch.cat([l0, f0, l1, f1], 1)
                         real = torch.cat([l0, r0, l1, r1], 1)
@@ -227,6 +235,10 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                     losses = {"g_gan": g_gan, "g_feat": g_feat,
                               "g_l1": (torch.nn.functional.l1_loss(f0, r0) + torch.nn.functional.l1_loss(f1, r1))
                               * prof.lambda_l1 / 2}
+                    if a0 is not None:  # the alpha learns the prepared person mask
+                        m0, m1 = (_masks(data, idx + k, device) for k in (0, 1))
+                        losses["g_mask"] = (torch.nn.functional.l1_loss(a0.float(), m0)
+                                            + torch.nn.functional.l1_loss(a1.float(), m1)) * prof.lambda_mask / 2
                     if vgg is not None:
                         losses["g_vgg"] = (vgg(f0.float(), r0) + vgg(f1.float(), r1)) * prof.lambda_vgg / 2
                 gan_update(losses, opt_G, D, D_model, fake, real, opt_D, scaler, mixed, "d")
@@ -246,7 +258,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                 idx = np.asarray(with_face)[rng.integers(0, len(with_face), prof.batch)]
                 with torch.no_grad():
                     l0, l1 = to_tensor(data.labels[idx], device), to_tensor(data.labels[idx + 1], device)
-                    _, f1 = TemporalPair(G, temporal)(l0, l1)
+                    f1 = TemporalPair(G, temporal)(l0, l1)[1]
                     r1 = to_tensor(data.frames[idx + 1], device)
                 crops = [data.face_boxes[i + 1] for i in idx]
                 lc, gc, rc = (_cut(t, crops) for t in (l1, f1, r1))
@@ -290,6 +302,11 @@ def gan_update(losses: dict[str, torch.Tensor], opt: torch.optim.Optimizer, D: n
     scaler.step(opt_d)
     scaler.update()
     losses.update({f"{name}_real": d_real, f"{name}_fake": d_fake})
+
+
+def _masks(data: TargetData, idx: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The prepared person masks of frames `idx` as (N, 1, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.asarray(data.masks[idx], np.float32)[:, None]).to(device)
 
 
 def _cut(t: torch.Tensor, boxes) -> torch.Tensor:

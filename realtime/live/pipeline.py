@@ -57,6 +57,10 @@ class PipelineConfig:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     calibration_window: int = 600  # frames of live calibration (about 20 s at 30 fps)
     face: bool = True  # run the engine's face pass when the bundle has one
+    # behind the person (alpha generators): "plate" (the target's own room), a key colour
+    # ("green", "blue", "black", "white") for OBS, or an image file. Shown only: the generator is
+    # still fed back its own frame over the plate, as in training.
+    background: str = "plate"
     cv2_threads: int = 1  # OpenCV's own pool only adds contention on 2 cores
     telemetry_window: int = 300  # frames in the rolling latency window
 
@@ -101,6 +105,7 @@ class Pipeline:
         # just-in-time scheduling: when the generator is the bottleneck, the pose worker starts on
         # the newest frame only as late as lets it finish when the generator frees up
         self._gen_busy_since: float | None = None  # when the generator took its current item
+        self._backdrop_warned: set[str] = set()
         self._gen_time = Ewma()  # seconds per generator item (generate + face + compose)
         self._pose_time = Ewma()  # seconds per pose item (track + normalize + render)
         self.errors: list[str] = []
@@ -317,6 +322,17 @@ class Pipeline:
         if delay > 0:
             stop.wait(min(delay, 0.25))
 
+    def _backdrop(self, target: Target) -> np.ndarray | None:
+        """The configured background for `target`; its own plate when it cannot take another (a
+        target switched to live that has no alpha: said once, the show goes on)."""
+        try:
+            return target.backdrop(self.config.background)
+        except DanceNowError as e:
+            if target.name not in self._backdrop_warned:
+                self._backdrop_warned.add(target.name)
+                log.warning("%s", e)
+            return None
+
     def _make_tracker(self):
         """MediaPipe, warmed up on a blank frame (its first call builds the graph)."""
         from dancenow.realtime.pose.tracker import PoseTracker
@@ -350,6 +366,7 @@ class Pipeline:
             stamps["generate"] = time.monotonic()
             self._previous = frame
             out = target.with_face(frame, item.label_map, item.target_pose) if self.config.face else frame
+            out = target.over(out, self._backdrop(target))
             stamps["face"] = time.monotonic()
             image = compose(self.config.layout, out, item.captured.image, item.label_map, mark=self.config.mark)
             if self.config.stamp_pixels:

@@ -143,7 +143,9 @@ def open_show(source: str | Source, target: str | os.PathLike | Target, config: 
     src = source if isinstance(source, Source) else open_source(str(source), loop=loop, paced=paced)
     try:
         tgt = target if isinstance(target, Target) else Target.open(target, backend=backend, threads=threads)
-        return Show(src, tgt, Pipeline(src, tgt, config or PipelineConfig()), backend, threads)
+        config = config or PipelineConfig()
+        tgt.backdrop(config.background)  # a background this target cannot take: say so before anything runs
+        return Show(src, tgt, Pipeline(src, tgt, config), backend, threads)
     except BaseException:
         src.close()
         raise

@@ -22,6 +22,21 @@ from dancenow.realtime.pose.normalize import PoseStats
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import RenderConfig
 
+KEY_COLOURS = {"green": (0, 177, 64), "blue": (0, 71, 187), "black": (0, 0, 0), "white": (255, 255, 255)}
+
+
+def _read_image(path: Path, what: str) -> np.ndarray:
+    """An RGB uint8 image file, or a DanceNowError naming it."""
+    import cv2
+
+    if not path.is_file():
+        raise DanceNowError(f"{what}: no such file {path}: give an image file, or one of plate, "
+                            f"{', '.join(KEY_COLOURS)}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DanceNowError(f"{what}: {path} is not an image OpenCV can read (PNG or JPEG)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
 
 class Target:
     """A bundle's engine with its resolution, renderer settings, pose statistics, face settings,
@@ -45,8 +60,9 @@ class Target:
         self.artifacts: dict[str, dict] = {k: dict(v) for k, v in manifest.artifacts.items()}
         # the background plate the person is composited over (generator v2 bundles); None: the
         # generator paints the whole frame
-        self.plate: np.ndarray | None = None
+        self.plate: np.ndarray | None = self._read_plate()
         self._manifest_sha: str | None = None
+        self._backdrops: dict[str, np.ndarray | None] = {}
 
     @classmethod
     def open(cls, bundle: str | os.PathLike, backend: str = "auto", threads: int | None = 1,
@@ -68,6 +84,52 @@ class Target:
             return frame
         box = face_box(pose, self.resolution, self.face_crop)
         return paste_face(frame, label_map, box, self.engine.refine_face)
+
+    def _read_plate(self) -> np.ndarray | None:
+        rel = next((k for k, v in self.artifacts.items() if v.get("role") == "plate"), None)
+        if rel is None:
+            return None
+        image = _read_image(self.bundle / rel, "the bundle's plate")  # sha256-checked with the bundle
+        if image.shape[:2] != self.resolution:
+            raise DanceNowError(f"{self.bundle / rel} is {image.shape[1]}x{image.shape[0]}, not the bundle's "
+                                f"{self.resolution[1]}x{self.resolution[0]}: re-export the bundle")
+        return image
+
+    def backdrop(self, background: str | os.PathLike | None) -> np.ndarray | None:
+        """The image to show behind the person for `background`: None for the bundle's own room
+        ("plate" or None), a flat key colour ("green", "blue", "black", "white") or an image file
+        fitted to the model's size (cropped to its aspect, never stretched)."""
+        key = str(background or "plate")
+        if key not in self._backdrops:
+            self._backdrops[key] = None if key == "plate" else self._make_backdrop(key)
+        return self._backdrops[key]
+
+    def _make_backdrop(self, key: str) -> np.ndarray:
+        if self.plate is None or self.engine.name == "tensorrt":
+            raise DanceNowError(f"--background {key}: {self.name}'s generator paints the whole frame (it has no alpha: "
+                                "a bundle from before generator v2, or the TensorRT backend): retrain it with the "
+                                "cpu-realtime profile, or use another backend")
+        h, w = self.resolution
+        if key in KEY_COLOURS:
+            return np.broadcast_to(np.array(KEY_COLOURS[key], np.uint8), (h, w, 3)).copy()
+        image = _read_image(Path(key), "--background")
+        ih, iw = image.shape[:2]
+        scale = max(h / ih, w / iw)
+        import cv2
+
+        image = cv2.resize(image, (max(w, round(iw * scale)), max(h, round(ih * scale))), interpolation=cv2.INTER_AREA)
+        y0, x0 = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+        return np.ascontiguousarray(image[y0:y0 + h, x0:x0 + w])
+
+    def over(self, frame: np.ndarray, backdrop: np.ndarray | None) -> np.ndarray:
+        """`frame` (the person over the plate) with the plate replaced by `backdrop` through the
+        generator's alpha of the last `generate`: frame + (1 - alpha) x (backdrop - plate)."""
+        alpha = self.engine.alpha
+        if backdrop is None or alpha is None or self.plate is None:
+            return frame
+        rest = (1.0 - alpha)[..., None]
+        out = frame.astype(np.float32) + rest * (backdrop.astype(np.float32) - self.plate)
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
     def blank(self) -> np.ndarray:
         """A black frame at the model's resolution (training's blank previous frame)."""

@@ -51,6 +51,7 @@ class ServeConfig:
     port: int = 8080
     backend: str = "auto"
     layout: str = "target"
+    background: str = "plate"  # behind the person (alpha targets): plate, green, blue, black, white or an image
     token: str | None = None
     max_peers: int = 8
     calibration: Path | None = None
@@ -169,7 +170,8 @@ class Server:
                         "performing and switching targets still need the token", cfg.host)
         if cfg.target is None:
             raise DanceNowError("no target bundle given: pass --target BUNDLE")
-        pcfg = PipelineConfig(layout=cfg.layout, stamp_pixels=cfg.stamp, calibration=cfg.calibration)
+        pcfg = PipelineConfig(layout=cfg.layout, stamp_pixels=cfg.stamp, calibration=cfg.calibration,
+                              background=cfg.background)
         loop = asyncio.get_running_loop()
         # a file plays on and on; a camera that does not open at all fails here, at start
         self.show = await loop.run_in_executor(
