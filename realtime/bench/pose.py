@@ -4,7 +4,8 @@ Stages: decode (PyAV decode, RGB, scale to 640 px on the long side, as a camera 
 arrive), track (MediaPipe), filter (One Euro), normalize (EDN), render (label map at 256x256).
 "pose stage" is track + filter + normalize + render of the same frame. Tracking uses MediaPipe on
 all the machine's cores (`TrackerConfig.threads`); the same frames tracked again with one thread,
-MediaPipe's own default, give the row "track 1 thread" to compare with. A fixed reference
+MediaPipe's own default, give the row "track 1 thread" to compare with, and once more with the
+landmark network on OpenVINO (`TrackerConfig(landmarks="openvino")`, 1 thread). A fixed reference
 workload timed in the same run (`baseline`) lets figures from a busy machine be compared: each
 stage is also given as a ratio to it.
 """
@@ -48,10 +49,11 @@ def _summary(ms: list[float], baseline: float) -> dict:
             "x_baseline": round(float(np.median(a)) / baseline, 2)}
 
 
-def _track_ms(images: list[tuple[np.ndarray, float]], threads: int) -> list[float]:
-    """Milliseconds per frame to track `images` with MediaPipe on `threads` threads."""
+def _track_ms(images: list[tuple[np.ndarray, float]], threads: int, landmarks: str = "mediapipe") -> list[float]:
+    """Milliseconds per frame to track `images` on `threads` threads, the landmark network run by
+    MediaPipe or (`landmarks="openvino"`) by OpenVINO."""
     times = []
-    with PoseTracker(TrackerConfig(threads=threads)) as tracker:
+    with PoseTracker(TrackerConfig(threads=threads, landmarks=landmarks)) as tracker:
         for image, ts in images:
             t = time.perf_counter()
             tracker.track(image, ts)
@@ -107,6 +109,7 @@ def run(clip: str | Path | None = None, frames: int | None = None) -> dict:
         times["normalize"].append((t1 - t0) * 1e3)
         times["render"].append((t2 - t1) * 1e3)
     one_thread = _track_ms(images, threads=1)
+    openvino_one = _track_ms(images, threads=1, landmarks="openvino")
     baseline = (baseline_before + _baseline_ms()) / 2
     total = [sum(times[s][i] for s in ("track", "filter", "normalize", "render")) for i in range(len(filtered))]
     result = {
@@ -118,6 +121,8 @@ def run(clip: str | Path | None = None, frames: int | None = None) -> dict:
         "stages": {s: _summary(times[s], baseline) for s in STAGES},
     }
     result["stages"]["track 1 thread"] = _summary(one_thread, baseline)
+    result["stages"]["track 1 thread, OpenVINO landmarks"] = _summary(openvino_one, baseline)
+    result["openvino_landmarks_speedup"] = round(float(np.median(one_thread) / np.median(openvino_one)), 2)
     result["stages"]["pose stage"] = _summary(total, baseline)
     result["track_speedup"] = round(float(np.median(one_thread) / np.median(times["track"])), 2)
     result["targets_ms"] = TARGETS_MS
@@ -131,11 +136,12 @@ def format_table(r: dict) -> str:
         f"label map {r['render_size'][0]}x{r['render_size'][1]}, detected {r['detected']:.1%}",
         f"cpus {r['cpus']}, opencv threads {r['opencv_threads']}, mediapipe threads: {r['mediapipe_threads']}",
         f"baseline (640 px blur, same run) {r['baseline_ms']:.2f} ms",
-        f"{'stage':<15}{'median ms':>11}{'p95 ms':>9}{'x base':>8}  target",
+        f"{'stage':<36}{'median ms':>11}{'p95 ms':>9}{'x base':>8}  target",
     ]
     for name, s in r["stages"].items():
         target = r["targets_ms"].get(name)
         verdict = "" if target is None else f"<= {target:g} ms: {'ok' if s['median_ms'] <= target else 'MISSED'}"
-        lines.append(f"{name:<15}{s['median_ms']:>11.2f}{s['p95_ms']:>9.2f}{s['x_baseline']:>8.1f}  {verdict}")
-    lines.append(f"tracking on {r['mediapipe_threads']} threads is {r['track_speedup']:.2f}x MediaPipe's default (1 thread)")
+        lines.append(f"{name:<36}{s['median_ms']:>11.2f}{s['p95_ms']:>9.2f}{s['x_baseline']:>8.1f}  {verdict}")
+    lines.append(f"tracking on {r['mediapipe_threads']} threads is {r['track_speedup']:.2f}x MediaPipe's default (1 thread); "
+                 f"on 1 thread, MediaPipe's landmark network on OpenVINO is {r['openvino_landmarks_speedup']:.2f}x MediaPipe")
     return "\n".join(lines)

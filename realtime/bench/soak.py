@@ -67,10 +67,12 @@ def run(bundle: Path | str, minutes: float = 30.0, clip: Path | str | None = Non
 async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n: int) -> tuple[list, list]:
     loop = asyncio.get_running_loop()
 
-    def pipeline() -> tuple[int, int, float, float | None]:
+    def pipeline() -> tuple[int, int, float, dict[str, float]]:
+        """Frames out, dropped, fps and each stage's p50 (the pipeline's last 300 frames): when the
+        latency drifts, these say which stage moved."""
         stats = st.call(lambda s: s.show.stats())
-        total = stats.total()
-        return stats.frames, stats.dropped, stats.fps, total.p50 if total else None
+        stages = {name: round(lat.p50, 1) for name, lat in stats.latency_ms.items()}
+        return stats.frames, stats.dropped, stats.fps, stages
 
     async with aiohttp.ClientSession() as session:
         performer = await Performer(st.url, st.token, clip, width=360, stamps=False).connect(session)
@@ -94,7 +96,8 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                 rss.append(((now - t0) / 60.0, rss_mb()))
                 lat += [ms for v in viewers for ms in v.take_latencies()]
                 if now - start >= interval - 0.5 or now - t0 >= seconds:
-                    out, dropped, server_fps, pipeline_p50 = await loop.run_in_executor(None, pipeline)
+                    out, dropped, server_fps, stages = await loop.run_in_executor(None, pipeline)
+                    pipeline_p50 = stages.pop("total", None)
                     fps = [(v.frames - f) / (now - start) for v, f in zip(viewers, frames, strict=True)]
                     lost = sum(v.missed for v in viewers)
                     rows.append({
@@ -102,7 +105,7 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                         "fps_min": round(min(fps), 2), "server_fps": round(server_fps, 1),
                         "latency_ms": {q: round(float(np.percentile(lat, v)), 1) for q, v in (("p50", 50), ("p99", 99))}
                         if lat else None,
-                        "pipeline_p50_ms": round(pipeline_p50, 1) if pipeline_p50 else None,
+                        "pipeline_p50_ms": round(pipeline_p50, 1) if pipeline_p50 else None, "stage_p50_ms": stages,
                         "samples": len(lat), "frames_out": out - out0, "dropped": dropped - dropped0,
                         "missed": lost - missed, "rss_mb": round(rss[-1][1], 1)})
                     start, frames, missed, lat = now, [v.frames for v in viewers], lost, []
@@ -117,13 +120,14 @@ def format_table(r: dict) -> str:
     lines = [f"bench soak: {r['bundle']} ({r['backend']}), performer clip {r['clip']}, {r['viewers']} viewers, "
              f"{r['minutes']:g} min", f"host: {describe_cpu()}",
              f"{'minute':>6} {'fps':>6} {'min':>6} {'p50':>7} {'p99':>7} {'pipe':>7} {'samples':>7} {'dropped':>7} "
-             f"{'missed':>6} {'rss':>8}"]
+             f"{'missed':>6} {'rss':>8}  stages p50 ms"]
     nan = float("nan")
     for row in r["rows"]:
         lat = row["latency_ms"] or {"p50": nan, "p99": nan}
         pipe = row["pipeline_p50_ms"] or nan
         lines.append(f"{row['minute']:>6.2f} {row['fps']:>6.1f} {row['fps_min']:>6.1f} {lat['p50']:>5.0f}ms {lat['p99']:>5.0f}ms "
-                     f"{pipe:>5.0f}ms {row['samples']:>7} {row['dropped']:>7} {row['missed']:>6} {row['rss_mb']:>6.0f}MB")
+                     f"{pipe:>5.0f}ms {row['samples']:>7} {row['dropped']:>7} {row['missed']:>6} {row['rss_mb']:>6.0f}MB  "
+                     + " ".join(f"{k} {v:.0f}" for k, v in (row.get("stage_p50_ms") or {}).items()))
     t = r["targets"]
     drift = "n/a" if r["drift_ms"] is None else f"{r['drift_ms']:+.1f} ms"
     slope = "n/a" if r["rss_slope_mb_per_min"] is None else f"{r['rss_slope_mb_per_min']:+.2f} MB/min"

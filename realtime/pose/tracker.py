@@ -55,6 +55,12 @@ class TrackerConfig:
     # MediaPipe's temporal mask smoothing stays off (it trails moving limbs; training wants each
     # frame's own mask).
     segmentation: bool = False
+    # Who runs the landmark network from frame to frame: "mediapipe" (its own graph, XNNPACK), or
+    # "openvino" (the same bundled network on oneDNN, landmarker.py; MediaPipe still finds the
+    # person on the first frame and whenever they are lost). Body points only: not with
+    # `holistic` or `segmentation`.
+    landmarks: str = "mediapipe"
+    landmark_precision: str | None = None  # openvino: "bf16" / "f32"; None: bf16 where the CPU has it
 
 
 def _hip_centre(pose: Pose) -> np.ndarray:
@@ -86,6 +92,16 @@ class PoseTracker:
             )
         if self.config.threads < 1:
             raise DanceNowError(f"tracker threads must be at least 1, got {self.config.threads}")
+        if self.config.landmarks not in ("mediapipe", "openvino"):
+            raise DanceNowError(f"unknown landmarks runner {self.config.landmarks!r}: use 'mediapipe' or 'openvino'")
+        self._lmk = None
+        if self.config.landmarks == "openvino":
+            if self.config.holistic or self.config.segmentation:
+                raise DanceNowError("landmarks='openvino' runs the body model only: use landmarks='mediapipe' "
+                                    "with holistic or segmentation")
+            from dancenow.realtime.pose.landmarker import Landmarker
+
+            self._lmk = Landmarker(self.config.threads, self.config.landmark_precision)
         self._mp = self._make(static=False)
         self._still = None  # single-image instance for the guard's crop pass, made when needed
         self._last: Pose | None = None  # the last accepted detection
@@ -145,7 +161,7 @@ class PoseTracker:
         """The tracked person's Pose in `frame_rgb` (uint8 H x W x 3, RGB); detected=False if nobody."""
         frame = _check_frame(frame_rgb)
         h, w = frame.shape[:2]
-        found = self._infer(self._mp, frame)
+        found = self._landmarks(frame)
         pose = Pose.missing((h, w), timestamp)
         if found is not None:
             pts, conf, mask = found
@@ -156,13 +172,37 @@ class PoseTracker:
                 self.jumps_rejected += 1
                 log.debug("pose jumped to another person at t=%.3f: re-checking around the tracked one", timestamp)
                 pose = self._recheck(frame, timestamp)
-                # Make the video-mode graph forget the other person's region of interest.
+                # Make the video-mode graph (or the landmarker) forget the other person's region.
                 self._mp.reset()
+                if self._lmk is not None:
+                    self._lmk.reset()
+                    if pose.detected:
+                        self._lmk.seed(pose.points[: sk.NUM_BODY], pose.confidence[: sk.NUM_BODY])
         if pose.detected:
             self._last, self._last_time = pose, timestamp
         if self.config.segmentation and "mask" not in pose.extras:
             pose.extras["mask"] = np.zeros((h, w), np.float32)
         return pose
+
+    def _landmarks(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """`_infer`'s result for `frame`: from the landmarker while it holds the person, else from
+        MediaPipe (single-image mode, so it detects afresh), which then seeds the landmarker."""
+        if self._lmk is None:
+            return self._infer(self._mp, frame)
+        h, w = frame.shape[:2]
+        got = self._lmk.track(frame)
+        if got is None:
+            if self._still is None:
+                self._still = self._make(static=True)
+            found = self._infer(self._still, frame)
+            if found is not None:
+                self._lmk.seed(found[0][: sk.NUM_BODY] * np.array([w, h], np.float32), found[1][: sk.NUM_BODY])
+            return found
+        pts = np.zeros((sk.NUM_POINTS, 2), np.float32)
+        conf = np.zeros(sk.NUM_POINTS, np.float32)
+        pts[: sk.NUM_BODY] = got[0] / np.array([w, h], np.float32)
+        conf[: sk.NUM_BODY] = got[1]
+        return pts, np.clip(conf, 0.0, 1.0), None
 
     def _is_jump(self, pose: Pose, timestamp: float) -> bool:
         last = self._last
@@ -206,6 +246,8 @@ class PoseTracker:
     def reset(self) -> None:
         """Forget the tracked person (a new performer, or a cut in the video)."""
         self._mp.reset()
+        if self._lmk is not None:
+            self._lmk.reset()
         self._last = self._last_time = None
 
     def close(self) -> None:
