@@ -21,11 +21,12 @@ class GeneratorConfig:
     n_downsample: int = 4
     n_blocks: int = 9
     norm: str = "instance"  # "instance" (pix2pixHD) or "batch" (folds into convs, quantizes better)
-    upsample: str = "transpose"  # "transpose" (pix2pixHD) or "resize" (nearest + conv: INT8-friendly)
+    upsample: str = "transpose"  # "transpose" (pix2pixHD), "resize" (nearest + conv) or "bilinear" (+ conv)
     local_enhancer: bool = False  # gpu-quality: pix2pixHD's local enhancer around the global net
-    # v2 (cpu-realtime): no full-resolution convolution. The input is folded 2x2 into channels
-    # (pixel unshuffle) and the output unfolded (pixel shuffle): a small net's full-resolution
-    # stem and head cost more time than their FLOPs say (few channels, memory-bound).
+    # v2 (cpu-realtime): the trunk runs from half resolution down. The input is folded 2x2 into
+    # channels (pixel unshuffle, lossless) and only a 3x3 convolution to the output's channels runs
+    # at full resolution: a small net's full-resolution stem and head cost more time than their
+    # FLOPs say (few channels, memory-bound).
     fold: bool = False
     # v2: predict the person's colour and an alpha, composited over the target's plate (a buffer
     # set by `set_plate`, exported as a constant): the background stays the real room.
@@ -61,8 +62,10 @@ def up_block(cin: int, cout: int, kind: str, norm: str) -> list[nn.Module]:
         conv: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)]
     elif kind == "resize":
         conv = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1)]
+    elif kind == "bilinear":  # nearest copies each feature into a 2x2 block: stacked, a visible grid
+        conv = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(cin, cout, 3, padding=1)]
     else:
-        raise ValueError(f"unknown upsample {kind!r}: use 'transpose' or 'resize'")
+        raise ValueError(f"unknown upsample {kind!r}: use 'transpose', 'resize' or 'bilinear'")
     return [*conv, norm_layer(norm, cout), nn.ReLU(True)]
 
 
@@ -99,23 +102,16 @@ def global_trunk(c: GeneratorConfig, ngf: int, in_channels: int) -> list[nn.Modu
 
 
 def output_layer(c: GeneratorConfig, channels: int) -> list[nn.Module]:
-    """The trunk's features to the output's channels (3, or 4 with alpha), before the activation."""
+    """The trunk's features to the output's channels (3, or 4 with alpha), before the activation.
+
+    With `fold` the trunk ends at half resolution: one bilinear upsampling and a 3x3 convolution
+    to the few output channels (cheap at full resolution). A pixel-shuffle head was tried first: its
+    four sub-pixel filters drifted apart under the GAN and left 2x2 colour speckle on faces."""
     out = c.out_channels + (1 if c.alpha else 0)
     if c.fold:
-        head = nn.Conv2d(channels * 2, out * 4, 3, padding=1, padding_mode="reflect")
-        _icnr(head)
-        return [head, nn.PixelShuffle(2)]
+        return [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(channels * 2, out, 3, padding=1, padding_mode="reflect")]
     return [nn.ReflectionPad2d(3), nn.Conv2d(channels, out, 7)]
-
-
-def _icnr(conv: nn.Conv2d) -> None:
-    """Start a pixel-shuffle head as if it upsampled by nearest (the four sub-pixels share weights):
-    a freshly initialised shuffle otherwise begins with a 2x2 checkerboard it must unlearn."""
-    with torch.no_grad():
-        w = conv.weight[:: 4].clone()
-        conv.weight.copy_(w.repeat_interleave(4, dim=0))
-        if conv.bias is not None:
-            conv.bias.copy_(conv.bias[:: 4].repeat_interleave(4))
 
 
 class Generator(nn.Module):

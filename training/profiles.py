@@ -1,14 +1,17 @@
 """Training profiles: what a target's networks look like and how long they train.
 
 `cpu-realtime` (v2) must run live on two cores, AVX2 laptops included: a compact global generator
-with no full-resolution layer (the input folded 2x2 into channels, the output unfolded: ngf 12,
-3 down-samplings, 6 residual blocks, 2.4 GFLOP a frame at 256x192, 1.1 M parameters) that
-predicts the person's colour and alpha over the target's background plate. Measured on OpenVINO,
-1 thread, under ONEDNN_MAX_CPU_ISA=AVX2 (Intel Xeon with AMX, 2 Dec 2026): NNCF INT8 20.2 ms
-against v1's 40.4 ms in the same run. `cpu-realtime-v1` is the previous generator (ngf 16 with a
-full-resolution 7x7 stem and head, no alpha), kept to compare against and to retrain old targets.
-Both upsample by nearest resize + 3x3 convolution (quantizes fully, no checkerboard from
-transposed convolutions). `gpu-quality` is EDN's setting: pix2pixHD's global generator (ngf 64)
+whose trunk starts at half resolution (the input folded 2x2 into channels) and whose only
+full-resolution layer is a 3x3 convolution to the output (ngf 12, 3 down-samplings, 5 residual
+blocks, bilinear upsampling, 2.1 GFLOP a frame at 256x192, 0.9 M parameters), predicting the
+person's colour and alpha over the target's background plate. Measured on OpenVINO, 1 thread,
+under ONEDNN_MAX_CPU_ISA=AVX2 (Intel Xeon with AMX, 2 Dec 2026): NNCF INT8 19.7 ms against v1's
+39.0 ms in the same session. `cpu-realtime-v1` is the previous generator (ngf 16, a 7x7 stem and
+head at full resolution, nearest-resize upsampling, no alpha), kept to compare against and to
+retrain old targets. Nearest upsampling copies each bottleneck feature into an 8x8 block, and
+v1's outputs show that grid over clothes; a pixel-shuffle head (tried for v2) left 2x2 colour
+speckle on faces: v2 upsamples bilinearly, with one convolution at full resolution.
+`gpu-quality` is EDN's setting: pix2pixHD's global generator (ngf 64)
 inside the local enhancer (ngf 32) at 512x1024.
 """
 
@@ -51,7 +54,7 @@ class Profile:
 def cpu_realtime() -> Profile:
     return Profile(
         name="cpu-realtime", size=(256, 192),
-        generator=GeneratorConfig(ngf=12, n_downsample=3, n_blocks=6, norm="instance", upsample="resize",
+        generator=GeneratorConfig(ngf=12, n_downsample=3, n_blocks=5, norm="instance", upsample="bilinear",
                                   fold=True, alpha=True),
         face=FaceConfig(ngf=16, n_downsample=2, n_blocks=3, norm="instance", upsample="resize"),
         discriminator=DiscriminatorConfig(in_channels=12, ndf=32, n_layers=3, num_scales=2),
