@@ -256,6 +256,7 @@ def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds:
         "host": host(), "engine": target.engine.describe(), "engine_choice": _choice(target), "threads": threads,
         "thread_probe_fps": thread_probe, "naive_engine": naive.engine.describe(),
         "tracker_threads": {"pipeline": PipelineConfig().tracker.threads, "naive": NAIVE_TRACKER_THREADS},
+        "tracker_landmarks": {"pipeline": PipelineConfig().tracker.landmarks, "naive": "mediapipe"},
         "naive_threads": naive_threads, "naive_thread_probe_fps": probes, "cpu_count": os.cpu_count(),
         "pipeline_paced": pipeline_paced, "pipeline_unpaced": pipeline_unpaced,
         "naive_paced": naive_paced, "naive_unpaced": naive_unpaced,
@@ -284,7 +285,8 @@ def format_table(result: dict) -> str:
              f"pipeline engine {result['engine']}, {result['threads']} thread(s) (probe fps by threads: "
              f"{result['thread_probe_fps'] or 'not probed'}); naive {result['naive_engine']}, "
              f"{result['naive_threads']} thread(s) (probe fps by threads: {result['naive_thread_probe_fps']}); "
-             f"MediaPipe threads: pipeline {result['tracker_threads']['pipeline']}, naive {result['tracker_threads']['naive']}",
+             f"tracker threads: pipeline {result['tracker_threads']['pipeline']} (landmarks: "
+             f"{result['tracker_landmarks']['pipeline']}), naive {result['tracker_threads']['naive']} (MediaPipe)",
              f"{'':<18} {'fps':>7} {'frames':>7} {'dropped':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
              f"{'cores':>6} {'peak MB':>8}"]
     for key, name in (("pipeline_paced", "pipeline 30fps"), ("pipeline_unpaced", "pipeline unpaced"),

@@ -50,9 +50,10 @@ class PipelineConfig:
     calibration: str | Path | None = None  # performer statistics from `dancenow calibrate`
     stamp_pixels: bool = False  # paint frame counter + capture time into the output (latency tests)
     mark: bool = True  # the visible "SYNTHETIC" badge on the generated panel
-    # MediaPipe on one thread: the generator has the other core (two tracker threads measured
-    # 8.4 fps against 10.5 with one, paced, on 2 cores).
-    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(threads=1))
+    # The tracker on one thread: the generator has the other core (two tracker threads measured
+    # 8.4 fps against 10.5 with one, paced, on 2 cores); MediaPipe's landmark network on OpenVINO
+    # (2.0x MediaPipe's own on one thread, `bench pose`).
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(threads=1, landmarks="auto"))
     filter: OneEuroConfig = field(default_factory=OneEuroConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     calibration_window: int = 600  # frames of live calibration (about 20 s at 30 fps)

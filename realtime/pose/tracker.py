@@ -57,8 +57,9 @@ class TrackerConfig:
     segmentation: bool = False
     # Who runs the landmark network from frame to frame: "mediapipe" (its own graph, XNNPACK), or
     # "openvino" (the same bundled network on oneDNN, landmarker.py; MediaPipe still finds the
-    # person on the first frame and whenever they are lost). Body points only: not with
-    # `holistic` or `segmentation`.
+    # person on the first frame and whenever they are lost; 2.0x faster on one thread, `bench
+    # pose`), or "auto" (openvino, MediaPipe when OpenVINO cannot compile it; what the live loop
+    # uses). Body points only: openvino is not for `holistic` or `segmentation`.
     landmarks: str = "mediapipe"
     landmark_precision: str | None = None  # openvino: "bf16" / "f32"; None: bf16 where the CPU has it
 
@@ -92,16 +93,23 @@ class PoseTracker:
             )
         if self.config.threads < 1:
             raise DanceNowError(f"tracker threads must be at least 1, got {self.config.threads}")
-        if self.config.landmarks not in ("mediapipe", "openvino"):
-            raise DanceNowError(f"unknown landmarks runner {self.config.landmarks!r}: use 'mediapipe' or 'openvino'")
+        kind = self.config.landmarks
+        if kind not in ("mediapipe", "openvino", "auto"):
+            raise DanceNowError(f"unknown landmarks runner {kind!r}: use 'mediapipe', 'openvino' or 'auto'")
+        body_only = not (self.config.holistic or self.config.segmentation)
+        if kind == "openvino" and not body_only:
+            raise DanceNowError("landmarks='openvino' runs the body model only: use landmarks='mediapipe' "
+                                "with holistic or segmentation")
         self._lmk = None
-        if self.config.landmarks == "openvino":
-            if self.config.holistic or self.config.segmentation:
-                raise DanceNowError("landmarks='openvino' runs the body model only: use landmarks='mediapipe' "
-                                    "with holistic or segmentation")
+        if kind == "openvino" or (kind == "auto" and body_only):
             from dancenow.realtime.pose.landmarker import Landmarker
 
-            self._lmk = Landmarker(self.config.threads, self.config.landmark_precision)
+            try:
+                self._lmk = Landmarker(self.config.threads, self.config.landmark_precision)
+            except DanceNowError as e:
+                if kind == "openvino":
+                    raise
+                log.warning("%s; tracking with MediaPipe alone", e)
         self._mp = self._make(static=False)
         self._still = None  # single-image instance for the guard's crop pass, made when needed
         self._last: Pose | None = None  # the last accepted detection
