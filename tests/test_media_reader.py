@@ -93,3 +93,23 @@ def test_what_is_not_a_video_is_a_clear_error(tmp_path, content, message):
         next(iter_frames(bad))
     with pytest.raises(DanceNowError, match=message):
         FileSource(bad)
+
+
+@pytest.mark.parametrize("colorspace", [None, 1])
+def test_fast_conversion_is_close_to_swscale_and_leaves_bt709_to_it(colorspace):
+    """The performer's fast path (OpenCV's BT.601 converter) stays within a few levels of
+    swscale on a smooth picture; a frame marked BT.709 takes swscale's path, identical."""
+    from dancenow.realtime.media.reader import to_rgb
+
+    y, x = np.mgrid[0:64, 0:96]
+    rgb = np.stack([x * 2.5, y * 3.5, 255 - x * 2.0], -1).clip(0, 255).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    if colorspace is not None:
+        frame.colorspace = colorspace
+    exact, fast = to_rgb(frame), to_rgb(frame, fast=True)
+    assert fast.shape == exact.shape == rgb.shape and fast.dtype == np.uint8
+    diff = np.abs(fast.astype(int) - exact)
+    if colorspace == 1:
+        assert diff.max() == 0
+    else:
+        assert diff.mean() < 2.0 and diff.max() <= 8, (diff.mean(), diff.max())

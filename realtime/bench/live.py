@@ -104,14 +104,14 @@ class _LoopingReader:
 
     def __init__(self, clip: Path) -> None:
         self.clip, self.index = clip, -1
-        self._frames = iter_frames(clip)
+        self._frames = iter_frames(clip, fast=True)
 
     def read(self) -> np.ndarray:
         for _ in range(2):
             for f in self._frames:
                 self.index += 1
                 return f.image
-            self._frames = iter_frames(self.clip)
+            self._frames = iter_frames(self.clip, fast=True)
         raise DanceNowError(f"{self.clip} has no frames")
 
     def skip(self, n: int) -> None:

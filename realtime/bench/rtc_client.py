@@ -73,7 +73,7 @@ class ClipTrack(MediaStreamTrack):
     def _next_image(self):
         for _ in range(2):
             if self._frames is None:
-                self._frames = iter_frames(self.path)
+                self._frames = iter_frames(self.path, fast=True)
             with contextlib.suppress(StopIteration):
                 return next(self._frames).image
             self._close_file()
