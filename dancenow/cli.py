@@ -64,6 +64,10 @@ def cmd_bench(a: argparse.Namespace) -> None:
         from dancenow.realtime.bench import web as b
 
         _print_result(b.run(_default_bundle(a.target), seconds=a.seconds, clip=a.clip), a.json, b.format_table)
+    elif a.what == "budgets":
+        from dancenow.realtime.bench import budgets as b
+
+        _print_result(b.run(), a.json, b.format_table)
     elif a.what == "soak":
         from dancenow.realtime.bench import soak as b
 
@@ -151,7 +155,7 @@ def cmd_serve(a: argparse.Namespace) -> None:
 def cmd_demo(a: argparse.Namespace) -> None:
     from dancenow.demo.webcam import run_demo
 
-    run_demo(a.source, [_default_bundle(t) for t in (a.target or [None])], backend=a.backend)
+    run_demo(a.source, [_default_bundle(t) for t in (a.target or [None])], backend=a.backend, background=a.background)
 
 
 def cmd_transfer(a: argparse.Namespace) -> None:
@@ -188,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_pose)
 
     s = sub.add_parser("bench", help="benchmarks: pose, engines, live, web, soak")
-    s.add_argument("what", choices=["pose", "engines", "live", "web", "soak"])
+    s.add_argument("what", choices=["pose", "engines", "live", "web", "soak", "budgets"])
     s.add_argument("clip", nargs="?", default=None, help="a video clip (default: one from ../shared/data)")
     s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
     s.add_argument("--frames", type=int, default=None, help="frames or iterations to time")
@@ -282,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source", default="webcam:0")
     s.add_argument("--target", action="append", default=None, help="bundle (repeat to switch with T)")
     s.add_argument("--backend", choices=BACKENDS, default="auto")
+    s.add_argument("--background", default="plate", help=BACKGROUND_HELP)
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("transfer", help="a whole source video onto the target, offline")

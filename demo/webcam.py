@@ -48,13 +48,14 @@ def overlay(image: np.ndarray, stats: PipelineStats, recording: bool) -> np.ndar
     return img
 
 
-def run_demo(source: str, bundles: list[Path], backend: str = "auto", record_dir: Path = Path(".")) -> None:
+def run_demo(source: str, bundles: list[Path], backend: str = "auto", record_dir: Path = Path("."),
+             background: str = "plate") -> None:
     """Open the window and run until q; every target in `bundles` is one press of t away."""
     if not has_display():
         raise DanceNowError("no display to open a window on: run `dancenow serve` and open http://127.0.0.1:8080 instead")
     if not bundles:
         raise DanceNowError("no target bundle given: pass --target BUNDLE (or none for the built-in demo target)")
-    show = open_show(source, bundles[0], PipelineConfig(layout="side-by-side"), backend=backend)
+    show = open_show(source, bundles[0], PipelineConfig(layout="side-by-side", background=background), backend=backend)
     targets = [show.target]
     current, after = 0, 0
     try:

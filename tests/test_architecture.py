@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "realtime.live": {"engines", "realtime.pose", "realtime.media"},
     "realtime.serve": {"realtime.live", "engines", "realtime.pose", "realtime.media"},
     "realtime.bench": {"realtime.serve", "realtime.live", "realtime.pose", "realtime.media", "realtime", "engines",
-                       "training"},
+                       "training", "export"},
     "realtime": {"realtime.serve", "realtime.live", "realtime.pose", "realtime.media", "realtime.bench", "engines"},
     "training": {"realtime.pose", "realtime.media"},
     "export": {"training", "engines", "realtime.pose", "realtime.media"},

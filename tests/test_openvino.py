@@ -97,7 +97,7 @@ def test_ir_of_another_resolution_is_refused(demo_bundle, tmp_path):
     raw = json.loads((b / MANIFEST).read_text())
     raw["resolution"] = [128, 96]
     for group in ("inputs", "outputs"):
-        raw["generator"][group] = {k: [1, 3, 128, 96] for k in raw["generator"][group]}
+        raw["generator"][group] = {k: [1, 1 if k == "alpha" else 3, 128, 96] for k in raw["generator"][group]}
     (b / MANIFEST).write_text(json.dumps(raw))
     with pytest.raises(DanceNowError, match=r"generator.xml takes .* \[1, 3, 256, 192\] but the manifest says \[1, 3, 128, 96\]"):
         load_engine(b, "openvino", precision="fp32")
