@@ -57,7 +57,7 @@ class Engine(ABC):
     def alpha(self) -> np.ndarray | None:
         """The person's alpha (float32 H x W in [0, 1]) of the last `generate`, when the generator
         has one (v2 bundles; not the TensorRT backend): what puts the person over another background."""
-        return getattr(getattr(self, "_gen", None), "alpha", None)
+        return getattr(self._gen, "alpha", None)  # TensorRT's runner has none
 
     def refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
         """The face crop with EDN's face residual added; unchanged when there is no face net."""

@@ -29,30 +29,26 @@ class TorchEngine(Engine):
             torch.set_num_threads(int(threads))  # process-wide: torch has no per-module setting
         self.device = device
         self.resolution = (int(resolution[0]), int(resolution[1]))
-        self._gen = _load(generator, device)
-        self._last_alpha: np.ndarray | None = None
+        self._gen = _Runner(_load(generator, device), device)
         self._face = None
         if face is not None and face_crop:
             self.face_crop = int(face_crop)
-            self._face = _load(face, device)
+            self._face = _Runner(_load(face, device), device)
 
-    def _run(self, module, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The image and (from an alpha generator, which returns a pair) the alpha."""
+
+class _Runner:
+    """A TorchScript network on two uint8 images, like the other backends' runners: returns the
+    image and keeps an alpha generator's second output as `alpha` (what `Engine.alpha` reads)."""
+
+    def __init__(self, module: torch.jit.ScriptModule, device: str) -> None:
+        self.module, self.device = module, device
+        self.alpha: np.ndarray | None = None
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(to_tensor(a)).to(self.device)
             y = torch.from_numpy(to_tensor(b)).to(self.device)
-            out = module(x, y)
+            out = self.module(x, y)
             frame, alpha = out if isinstance(out, tuple | list) else (out, None)
-            return (to_image(frame.float().cpu().numpy()),
-                    None if alpha is None else to_alpha(alpha.float().cpu().numpy()))
-
-    def _generate(self, label_map: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        frame, self._last_alpha = self._run(self._gen, label_map, previous_frame)
-        return frame
-
-    @property
-    def alpha(self) -> np.ndarray | None:
-        return self._last_alpha
-
-    def _refine_face(self, label_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        return self._run(self._face, label_crop, frame_crop)[0]
+            self.alpha = None if alpha is None else to_alpha(alpha.float().cpu().numpy())
+            return to_image(frame.float().cpu().numpy())
