@@ -17,6 +17,7 @@ that 33 -> 34 points up.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,24 +73,32 @@ class Roi:
         return points @ m[:, :2].T + m[:, 2]
 
 
+@functools.lru_cache(maxsize=4)
+def _compiled(threads: int, precision: str):
+    """One compiled model per (threads, precision) for the process: a live show starts a tracker
+    for every run, and compiling afresh each time cost startup time and left memory behind."""
+    import openvino as ov
+
+    core = ov.Core()
+    try:
+        return core.compile_model(core.read_model(str(model_path())), "CPU", {
+            "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})
+    except Exception as e:  # OpenVINO raises RuntimeError subclasses
+        raise DanceNowError(f"OpenVINO cannot compile MediaPipe's pose model ({type(e).__name__}: "
+                            f"{str(e).strip()[:200]}): track with landmarks='mediapipe'") from None
+
+
 class Landmarker:
-    """The landmark network on one ROI per frame. Not thread-safe: one per tracker."""
+    """The landmark network on one ROI per frame. Not thread-safe: one per tracker (they share
+    the compiled model, each with its own infer request)."""
 
     def __init__(self, threads: int = 1, precision: str | None = None) -> None:
-        import openvino as ov
-
         from dancenow.host import cpu_info
 
         if precision is None:
             precision = "bf16" if cpu_info()["bf16"] else "f32"
-        core = ov.Core()
-        try:
-            compiled = core.compile_model(core.read_model(str(model_path())), "CPU", {
-                "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": int(threads), "NUM_STREAMS": 1,
-                "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})
-        except Exception as e:  # OpenVINO raises RuntimeError subclasses
-            raise DanceNowError(f"OpenVINO cannot compile MediaPipe's pose model ({type(e).__name__}: "
-                                f"{str(e).strip()[:200]}): track with landmarks='mediapipe'") from None
+        compiled = _compiled(int(threads), precision)
         self.precision = precision
         self._request = compiled.create_infer_request()
         outputs = {o.get_any_name(): o for o in compiled.outputs}
