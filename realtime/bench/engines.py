@@ -21,6 +21,7 @@ import torch
 
 from dancenow.engines import load_engine
 from dancenow.engines.base import to_image, to_tensor
+from dancenow.engines.choice import psnr as psnr_of
 from dancenow.errors import DanceNowError
 from dancenow.host import cpu_info, describe_cpu
 from dancenow.realtime.live.target import Target
@@ -95,11 +96,6 @@ def _time(engines: dict, inputs: list, iterations: int) -> dict:
     return times
 
 
-def _psnr(reference: list[np.ndarray], outs: list[np.ndarray]) -> float:
-    mse = np.mean([np.mean((o.astype(np.float64) - r) ** 2) for o, r in zip(outs, reference, strict=True)])
-    return 120.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
-
-
 def _phase(target: Target, threads: int, iterations: int, inputs: list, gflop: float, skipped: dict,
            first: bool) -> list[dict]:
     """Every engine at `threads` threads, timed against each other."""
@@ -116,7 +112,7 @@ def _phase(target: Target, threads: int, iterations: int, inputs: list, gflop: f
         engines[("auto" if backend == "auto" else eng.name, eng.precision, threads)] = eng
     torch.set_num_threads(threads)  # a torch engine sets it process-wide; keep the phase's count
     reference = [engines[(*BASELINE, threads)].generate(a, b) for a, b in inputs]
-    psnr = {k: _psnr(reference, [e.generate(a, b) for a, b in inputs]) for k, e in engines.items()}  # + warm-up
+    psnr = {k: psnr_of(reference, [e.generate(a, b) for a, b in inputs]) for k, e in engines.items()}  # + warm-up
     times = _time(engines, inputs, iterations)
     med = {k: float(np.median(v)) * 1000 for k, v in times.items()}
     base, ref = med[(*BASELINE, threads)], med.get((*REFERENCE, threads))

@@ -63,6 +63,7 @@ class Target:
         self.plate: np.ndarray | None = self._read_plate()
         self._manifest_sha: str | None = None
         self._backdrops: dict[str, np.ndarray | None] = {}
+        self._swap: tuple[np.ndarray, np.ndarray] | None = None  # (backdrop, backdrop - plate as float)
 
     @classmethod
     def open(cls, bundle: str | os.PathLike, backend: str = "auto", threads: int | None = 1,
@@ -127,8 +128,9 @@ class Target:
         alpha = self.engine.alpha
         if backdrop is None or alpha is None or self.plate is None:
             return frame
-        rest = (1.0 - alpha)[..., None]
-        out = frame.astype(np.float32) + rest * (backdrop.astype(np.float32) - self.plate)
+        if self._swap is None or self._swap[0] is not backdrop:  # backdrop - plate, once per backdrop
+            self._swap = (backdrop, backdrop.astype(np.float32) - self.plate)
+        out = frame.astype(np.float32) + (1.0 - alpha)[..., None] * self._swap[1]
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
     def blank(self) -> np.ndarray:
