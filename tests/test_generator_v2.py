@@ -64,6 +64,28 @@ def test_alpha_composites_over_the_plate() -> None:
         assert float((frame - plate).abs().mean()) > 0.05
 
 
+def test_mask_loss_pulls_a_saturated_alpha_back() -> None:
+    """The trainer's mask loss works on the alpha's logit: where alpha is saturated at 0 inside
+    the person (the hole a first v2 left in faces), its gradient is still strong, where an L1 on
+    the sigmoid's output gives almost none."""
+    from dancenow.training.trainer import TemporalPair
+
+    g = Generator(V2)
+    g.set_plate(_plate(64, 48))
+    head = next(m for m in reversed(list(g.modules())) if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        head.bias[3:] = -20.0
+    x = torch.rand(1, 3, 64, 48) * 2 - 1
+    _, _, logit, _ = TemporalPair(g, True)(x, x)
+    torch.testing.assert_close(torch.sigmoid(logit), g.layers(x, torch.full_like(x, -1.0))[1])
+    person = torch.ones_like(logit)
+    torch.nn.functional.binary_cross_entropy_with_logits(logit, person).backward(retain_graph=True)
+    strong = float(head.bias.grad[3])
+    head.bias.grad = None
+    torch.nn.functional.l1_loss(torch.sigmoid(logit), person).backward()
+    assert strong < -0.9 and abs(float(head.bias.grad[3])) < 1e-6, (strong, float(head.bias.grad[3]))
+
+
 def test_checkpoint_carries_the_plate_into_the_exported_model(synth: Path, tmp_path: Path) -> None:
     ckpt_path = train(synth, tmp_path / "run", steps=3, face=False, progress=False)
     ckpt = load_checkpoint(ckpt_path)
@@ -158,23 +180,26 @@ def test_every_cpu_backend_gives_the_alpha_and_other_backgrounds(v2_bundle: Path
         target.backdrop(str(v2_bundle / "manifest.json"))
 
 
-def test_a_target_without_alpha_refuses_another_background(live_bundle: Path) -> None:
+@pytest.fixture(scope="module")
+def v1_bundle(tmp_path_factory) -> Path:
+    """A bundle made before v2: a generator without alpha, no plate."""
+    from live_helpers import make_bundle
+
+    return make_bundle(tmp_path_factory.mktemp("v1bundle") / "bundle")
+
+
+def test_a_target_without_alpha_refuses_another_background(v1_bundle: Path) -> None:
     from dancenow.realtime.live.target import Target
 
-    target = Target.open(live_bundle, backend="onnxruntime")
-    if target.plate is not None:
-        pytest.skip("the demo target has an alpha generator: nothing to refuse")
-    assert target.backdrop("plate") is None
+    target = Target.open(v1_bundle, backend="onnxruntime")
+    assert target.plate is None and target.backdrop("plate") is None
     with pytest.raises(DanceNowError, match="no alpha"):
         target.backdrop("green")
 
 
-def test_run_with_a_background_the_target_cannot_take_fails_before_starting(live_bundle: Path, tmp_path: Path) -> None:
-    from dancenow.realtime.live.target import Target
+def test_run_with_a_background_the_target_cannot_take_fails_before_starting(v1_bundle: Path, tmp_path: Path) -> None:
     from dancenow.realtime.run import run
 
-    if Target.open(live_bundle, backend="onnxruntime").plate is not None:
-        pytest.skip("the demo target has an alpha generator: nothing to refuse")
     with pytest.raises(DanceNowError, match="no alpha"):
-        run("demo", live_bundle, out=tmp_path / "x.mp4", seconds=1.0, background="green")
+        run("demo", v1_bundle, out=tmp_path / "x.mp4", seconds=1.0, background="green")
     assert not (tmp_path / "x.mp4").exists()

@@ -24,7 +24,7 @@ from dancenow.training.checkpoint import build_face, build_generator, load_check
 from dancenow.training.networks import Generator
 from dancenow.training.prepare import PrepareConfig, load_prepared, prepare
 from dancenow.training.profiles import get_profile
-from dancenow.training.trainer import compact_checkpoint, generate_sequence, train
+from dancenow.training.trainer import compact_checkpoint, generate_sequence, set_lr, train
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -110,6 +110,19 @@ def test_interrupt_resumes_without_losing_steps(tiny_synth: Path, tmp_path: Path
     data = load_prepared(tiny_synth)
     full, half = build_generator(final), build_generator(ck)
     np.testing.assert_allclose(generate_sequence(half, data.labels[:3]), generate_sequence(full, data.labels[:3]), atol=8)
+
+
+def test_learning_rate_holds_then_falls_to_zero_over_the_last_half() -> None:
+    prof = get_profile("cpu-realtime")
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+    def lr_at(step: int, total: int = 100) -> float:
+        set_lr(prof, step, total, opt)
+        return opt.param_groups[0]["lr"]
+
+    assert lr_at(0) == lr_at(49) == prof.lr
+    assert lr_at(50) == pytest.approx(prof.lr) and lr_at(75) == pytest.approx(prof.lr / 2)
+    assert 0 < lr_at(99) < prof.lr / 40 and [lr_at(s) for s in range(50, 100)] == sorted(lr_at(s) for s in range(50, 100))[::-1]
 
 
 def test_damaged_checkpoint_is_a_clear_error(tmp_path: Path) -> None:

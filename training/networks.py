@@ -149,8 +149,11 @@ class Generator(nn.Module):
     def forward(self, pose: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         return self.layers(pose, previous)[0]
 
-    def layers(self, pose: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The frame and (with `alpha`) the person's alpha in [0, 1], for the mask loss."""
+    def layers(self, pose: torch.Tensor, previous: torch.Tensor,
+               logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frame and (with `alpha`) the person's alpha in [0, 1], or its logit with `logits`
+        (the mask loss: an L1 on the sigmoid's output cannot pull a saturated alpha back, and a
+        first v2 left a hole in the face that the room showed through)."""
         x = torch.cat([pose, previous], dim=1)
         c = self.config
         if c.local_enhancer:
@@ -158,8 +161,9 @@ class Generator(nn.Module):
         y = self.model(x)
         if not c.alpha:
             return torch.tanh(y), None
-        person, alpha = torch.tanh(y[:, :c.out_channels]), torch.sigmoid(y[:, c.out_channels:])
-        return alpha * person + (1 - alpha) * self.plate, alpha
+        person, logit = torch.tanh(y[:, :c.out_channels]), y[:, c.out_channels:]
+        alpha = torch.sigmoid(logit)
+        return alpha * person + (1 - alpha) * self.plate, logit if logits else alpha
 
 
 def count_gflop(model: nn.Module, *inputs: torch.Tensor) -> float:

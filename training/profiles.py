@@ -37,12 +37,13 @@ class Profile:
     face_steps: int = 600
     batch: int = 1  # per process
     lr: float = 2e-4
+    lr_decay: float = 0.5  # over this last fraction of each stage the rate falls linearly to 0 (pix2pixHD)
     beta1: float = 0.5
     lambda_feat: float = 10.0  # feature matching (EDN/pix2pixHD)
     lambda_l1: float = 50.0  # L1 to the real frame
     lambda_vgg: float = 10.0  # perceptual, only with --vgg-weights
     lambda_face_l1: float = 50.0
-    lambda_mask: float = 10.0  # L1 of the generator's alpha to the prepared person mask (alpha generators)
+    lambda_mask: float = 10.0  # cross-entropy of the generator's alpha to the prepared person mask (alpha generators)
     checkpoint_every: int = 250
     log_every: int = 25
     image_every: int = 250

@@ -4,7 +4,9 @@ Temporal stage (EDN): for consecutive frames t, t+1 the generator makes frame t 
 previous frame and frame t+1 from its own frame t, with gradients through both; the 12-channel
 multi-scale PatchGAN judges the pair. `temporal=False` trains the plain pix2pixHD generator (the
 previous frame is always blank; the discriminator judges single frames). Face stage: the face
-residual net refines the crop around the nose of the frozen generator's output.
+residual net refines the crop around the nose of the frozen generator's output. Losses: LSGAN,
+feature matching and L1 on the frame (the composite over the plate for alpha generators, whose
+alpha also learns the prepared person mask by cross-entropy); Adam with pix2pixHD's linear decay.
 
 The blank previous frame is black (every channel -1 in [-1, 1]; a uint8 zeros image). Both
 stages resume from the run folder's checkpoint (saved atomically every `checkpoint_every` steps,
@@ -71,10 +73,10 @@ class TemporalPair(nn.Module):
         self.generator, self.temporal = generator, temporal
 
     def forward(self, l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Frames t and t+1, and their alphas (None without alpha)."""
+        """Frames t and t+1, and their alphas' logits (None without alpha)."""
         blank = torch.full_like(l0, -1.0)
-        f0, a0 = self.generator.layers(l0, blank)
-        f1, a1 = self.generator.layers(l1, f0 if self.temporal else blank)
+        f0, a0 = self.generator.layers(l0, blank, logits=True)
+        f1, a1 = self.generator.layers(l1, f0 if self.temporal else blank, logits=True)
         return f0, f1, a0, a1
 
 
@@ -218,6 +220,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
             D.train()
             stage = make_stage("generator", step, steps)
             while step < steps and not (interrupted := any_rank(stop.requested, world, device)):
+                set_lr(prof, step, steps, opt_G, opt_D)
                 idx = sample(prof.batch)
                 l0, l1 = to_tensor(data.labels[idx], device), to_tensor(data.labels[idx + 1], device)
                 r0, r1 = to_tensor(data.frames[idx], device), to_tensor(data.frames[idx + 1], device)
@@ -235,10 +238,10 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                     losses = {"g_gan": g_gan, "g_feat": g_feat,
                               "g_l1": (torch.nn.functional.l1_loss(f0, r0) + torch.nn.functional.l1_loss(f1, r1))
                               * prof.lambda_l1 / 2}
-                    if a0 is not None:  # the alpha learns the prepared person mask
+                    if a0 is not None:  # the alpha learns the prepared person mask (cross-entropy on logits)
                         m0, m1 = (_masks(data, idx + k, device) for k in (0, 1))
-                        losses["g_mask"] = (torch.nn.functional.l1_loss(a0.float(), m0)
-                                            + torch.nn.functional.l1_loss(a1.float(), m1)) * prof.lambda_mask / 2
+                        bce = torch.nn.functional.binary_cross_entropy_with_logits
+                        losses["g_mask"] = (bce(a0.float(), m0) + bce(a1.float(), m1)) * prof.lambda_mask / 2
                     if vgg is not None:
                         losses["g_vgg"] = (vgg(f0.float(), r0) + vgg(f1.float(), r1)) * prof.lambda_vgg / 2
                 gan_update(losses, opt_G, D, D_model, fake, real, opt_D, scaler, mixed, "d")
@@ -255,6 +258,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
             F_model, FD_model = wrap_ddp(F_net, world, device), wrap_ddp(FD, world, device)
             stage = make_stage("face", face_step, face_steps)
             while face_step < face_steps and not (interrupted := any_rank(stop.requested, world, device)):
+                set_lr(prof, face_step, face_steps, opt_F, opt_FD)
                 idx = np.asarray(with_face)[rng.integers(0, len(with_face), prof.batch)]
                 with torch.no_grad():
                     l0, l1 = to_tensor(data.labels[idx], device), to_tensor(data.labels[idx + 1], device)
@@ -284,6 +288,16 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     if interrupted:
         raise KeyboardInterrupt  # the CLI prints "interrupted"; the checkpoint holds every finished step
     return ckpt_path
+
+
+def set_lr(prof: Profile, step: int, total: int, *optimizers: torch.optim.Optimizer) -> None:
+    """pix2pixHD's schedule: the profile's rate, then a linear fall to 0 over the last `lr_decay`
+    of the stage. A function of the step alone, so a resumed run follows the same schedule."""
+    start = total * (1.0 - prof.lr_decay)
+    scale = 1.0 if step < start or total <= start else (total - step) / (total - start)
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = prof.lr * scale
 
 
 def gan_update(losses: dict[str, torch.Tensor], opt: torch.optim.Optimizer, D: nn.Module, D_model: nn.Module,
