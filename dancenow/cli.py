@@ -79,7 +79,7 @@ def cmd_prepare(a: argparse.Namespace) -> None:
 
     if not a.synthetic and not a.video:
         raise DanceNowError("give a target video (`dancenow prepare VIDEO --out DIR`) or --synthetic")
-    cfg = PrepareConfig(holdout=a.holdout, frames=a.frames)
+    cfg = PrepareConfig(holdout=a.holdout, frames=a.frames, face_lines=not a.face_dots)
     if a.size:
         cfg.size = a.size
     prepare(a.video, a.out, cfg, synthetic=a.synthetic)
@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--holdout", type=float, default=0.15, help="fraction of frames held out (the tail)")
     s.add_argument("--frames", type=int, default=None, help="synthetic: number of frames")
     s.add_argument("--synthetic", action="store_true", help="the built-in synthetic target, no footage")
+    s.add_argument("--face-dots", action="store_true",
+                   help="draw the face as the body model's 11 dots, not as lines from the face mesh")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train", help="train a target's generator (and face stage)")

@@ -45,7 +45,7 @@ def track_video(path: str | Path, holistic: bool = False, filter_config: OneEuro
     pose_filter = PoseFilter(filter_config)
     frames = iter_frames(path)
     first = next(frames)  # a video without frames fails here, before anything starts
-    with PoseTracker(TrackerConfig(holistic=holistic)) as tracker:
+    with PoseTracker(TrackerConfig(holistic=holistic, face_mesh=True)) as tracker:
         for f in tqdm(itertools.chain([first], frames), total=total, desc="tracking", unit="frame",
                       disable=not progress):
             pose = tracker.track(f.image, f.time)
@@ -149,7 +149,7 @@ def _pose_camera(index: int, out: Path, holistic: bool, label_size: tuple[int, i
     try:
         camera.start()
         camera.check_ready()
-        with PoseTracker(TrackerConfig(holistic=holistic)) as tracker, tqdm(desc="camera", unit="frame") as bar:
+        with PoseTracker(TrackerConfig(holistic=holistic, face_mesh=True)) as tracker, tqdm(desc="camera", unit="frame") as bar:
             while True:
                 got = camera.frames.get(after, timeout=1.0)
                 if got is None:

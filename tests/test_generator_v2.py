@@ -89,6 +89,9 @@ def test_mask_loss_pulls_a_saturated_alpha_back() -> None:
 def test_checkpoint_carries_the_plate_into_the_exported_model(synth: Path, tmp_path: Path) -> None:
     ckpt_path = train(synth, tmp_path / "run", steps=3, face=False, progress=False)
     ckpt = load_checkpoint(ckpt_path)
+    # v2 also learns the face crop with its own L1 (v1 trained without it, and still does)
+    assert ckpt["summary"]["generator_losses"]["g_face"] > 0
+    assert get_profile("cpu-realtime-v1").lambda_face_region == 0.0
     data = load_prepared(synth)
     assert torch.equal(ckpt["plate"], torch.from_numpy(np.array(data.plate)))
     g = build_generator(ckpt)

@@ -45,6 +45,9 @@ def test_prepare_dancer_a(dancer_a_data: Path, dancer_a: Path) -> None:
     assert ((boxes[:, 2] - boxes[:, 0]) == 32).all()
     assert np.abs((boxes[:, 0] + boxes[:, 2]) / 2 - nose[: len(boxes), 0]).max() < 17
     assert m["source_sha256"] and len(m["source_sha256"]) == 64
+    # The face is drawn from the face mesh (lines), found in (nearly) every frame.
+    assert m["renderer"]["face_lines"] is True
+    assert sum(bool(p.confidence[sk.FACE].min() > 0.5) for p in data.poses) >= 0.95 * n
     # The frames are the crop: the label map's limbs fall on the dancer (not on the background).
     assert data.frames.shape == data.labels.shape == (n, 256, 160, 3)
 

@@ -30,7 +30,7 @@ MIN_CONFIDENCE = 0.3
 GROUPS: dict[str, np.ndarray] = {
     "body": np.arange(len(sk.FACE_POINTS), sk.NUM_BODY),
     "face": np.asarray(sk.FACE_POINTS),
-    "hands": np.arange(sk.NUM_BODY, sk.NUM_POINTS),
+    "hands": np.arange(sk.NUM_BODY, sk.NUM_BODY_HANDS),
 }
 
 
@@ -191,17 +191,21 @@ def mean_frame(frames: np.ndarray) -> np.ndarray:
 
 class NearestPose:
     """Nearest-neighbour retrieval, the second baseline: the training frame whose pose is closest
-    (mean distance over the points visible in both poses, in model pixels)."""
+    (mean distance over the body and hand points visible in both poses, in model pixels). The face
+    mesh's 129 points are left out: they would outvote the body's 33, and the baseline would
+    change with how the face is drawn."""
 
     def __init__(self, poses: Sequence[Pose], min_confidence: float = MIN_CONFIDENCE):
-        self.points = np.stack([p.points for p in poses])  # (N, K, 2)
-        self.visible = np.stack([p.visible(min_confidence) for p in poses])  # (N, K)
+        k = sk.NUM_BODY_HANDS
+        self.points = np.stack([p.points[:k] for p in poses])  # (N, K, 2)
+        self.visible = np.stack([p.visible(min_confidence)[:k] for p in poses])  # (N, K)
         self.min_confidence = min_confidence
 
     def index(self, pose: Pose) -> int:
         """Index of the closest training pose (-1 when `pose` shares no visible point with any)."""
-        vis = self.visible & pose.visible(self.min_confidence)[None]
-        d = np.linalg.norm(self.points - pose.points[None], axis=2)
+        k = sk.NUM_BODY_HANDS
+        vis = self.visible & pose.visible(self.min_confidence)[None, :k]
+        d = np.linalg.norm(self.points - pose.points[None, :k], axis=2)
         n = vis.sum(1)
         mean = np.where(n > 0, (d * vis).sum(1) / np.maximum(n, 1), np.inf)
         i = int(np.argmin(mean))

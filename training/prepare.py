@@ -66,6 +66,7 @@ class PrepareConfig:
     holistic: bool = False  # video: also track hands (slower)
     plate: bool = True  # build the background plate and per-frame person masks (MediaPipe's segmentation)
     register: bool = True  # video: register hand-held footage to one steady frame (a still camera is left alone)
+    face_lines: bool = True  # video: draw the face as lines from MediaPipe's face mesh (eyes, brows, lips)
 
 
 @dataclass
@@ -143,7 +144,7 @@ def prepare(video: str | os.PathLike | None, out: str | os.PathLike, cfg: Prepar
         if not path.is_file() or path.stat().st_size == 0:
             raise DanceNowError(f"target video {path} is missing or empty: pass a readable video file")
         source, digest = str(path.resolve()), sha256(path)
-    key = {"source_sha256": digest, "config": _config_dict(cfg), "renderer": RenderConfig().to_dict()}
+    key = {"source_sha256": digest, "config": _config_dict(cfg), "renderer": _render_config(cfg, synthetic).to_dict()}
     done = out / "manifest.json"
     if done.is_file():
         try:
@@ -161,6 +162,12 @@ def prepare(video: str | os.PathLike | None, out: str | os.PathLike, cfg: Prepar
     else:
         frames, poses, src_index, info = _from_video(Path(video), out, digest, cfg)
     return _write(out, source, key, frames, poses, src_index, info, cfg)
+
+
+def _render_config(cfg: PrepareConfig, synthetic: bool) -> RenderConfig:
+    """The synthetic figure has no face mesh: its label maps keep the dots, and so does a live
+    show of it (the renderer reads this from the bundle)."""
+    return RenderConfig(face_lines=cfg.face_lines and not synthetic)
 
 
 def _config_dict(cfg: PrepareConfig) -> dict:
@@ -211,7 +218,8 @@ def _track(path: Path, out: Path, digest: str, cfg: PrepareConfig) -> tuple[list
     (uint8, memory-mapped, at the tracker's resolution) from the same pass, cached by the video's hash."""
     from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 
-    cache = out / f"track-{digest[:16]}-{'holistic' if cfg.holistic else 'pose'}.jsonl"
+    kind = ("holistic" if cfg.holistic else "pose") + ("-face" if cfg.face_lines else "")
+    cache = out / f"track-{digest[:16]}-{kind}.jsonl"
     mask_cache = cache.with_name(f"{cache.stem}-masks.npy")
     if cache.is_file():
         poses = load_track(cache)
@@ -222,7 +230,7 @@ def _track(path: Path, out: Path, digest: str, cfg: PrepareConfig) -> tuple[list
                 return poses, masks
     total = video_info(path).frames
     poses = []
-    tcfg = TrackerConfig(holistic=cfg.holistic, segmentation=cfg.plate)
+    tcfg = TrackerConfig(holistic=cfg.holistic, segmentation=cfg.plate, face_mesh=cfg.face_lines)
     store = MaskCache(mask_cache, tcfg.max_side) if cfg.plate else None
     try:
         with PoseTracker(tcfg) as tracker:
@@ -345,7 +353,7 @@ def _write(out: Path, source: str, key: dict, frames, poses, src_index, info, cf
     from dancenow.realtime.pose.normalize import fit_stats
 
     size = frames[0].shape[:2]
-    render = RenderConfig()
+    render = _render_config(cfg, source == "synthetic")
     labels = [render_label_map(p, size, render) for p in tqdm(poses, desc="label maps", unit="frame")]
     crop = face_crop_size(size[0])
     boxes = [face_box(p, size, crop) for p in poses]

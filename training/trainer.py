@@ -238,6 +238,10 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                     losses = {"g_gan": g_gan, "g_feat": g_feat,
                               "g_l1": (torch.nn.functional.l1_loss(f0, r0) + torch.nn.functional.l1_loss(f1, r1))
                               * prof.lambda_l1 / 2}
+                    boxes = [data.face_boxes[i + 1] for i in idx]
+                    if prof.lambda_face_region and all(b is not None for b in boxes):
+                        losses["g_face"] = torch.nn.functional.l1_loss(_cut(f1, boxes), _cut(r1, boxes)) \
+                            * prof.lambda_face_region
                     if a0 is not None:  # the alpha learns the prepared person mask (cross-entropy on logits)
                         m0, m1 = (_masks(data, idx + k, device) for k in (0, 1))
                         bce = torch.nn.functional.binary_cross_entropy_with_logits

@@ -133,7 +133,8 @@ def _naive_run(clip: Path, target: Target, seconds: float, paced: bool) -> dict:
     totals, per_stage, times = [], {}, []
     previous = np.zeros((*size, 3), np.uint8)
     flt = PoseFilter()
-    with PoseTracker(TrackerConfig(threads=NAIVE_TRACKER_THREADS)) as tracker, Phase() as phase:
+    tcfg = TrackerConfig(threads=NAIVE_TRACKER_THREADS, face_mesh=render.face_lines)  # what the target draws
+    with PoseTracker(tcfg) as tracker, Phase() as phase:
         tracker.track(np.zeros((480, 640, 3), np.uint8), 0.0)  # warm-up, as the pipeline's
         t0 = time.monotonic()
         i, last_index, captured = 0, -1, 0

@@ -279,6 +279,7 @@ class Pipeline:
                 else:
                     if tracker is None:
                         tracker = self._make_tracker()
+                    tracker.face_mesh = target.render.face_lines  # what this target's label maps draw
                     pose = flt.apply(tracker.track(cf.image, cf.clock))
                 stamps["track"] = time.monotonic()
                 size, target_stats = target.resolution, target.pose_stats

@@ -34,12 +34,16 @@ ROI_SCALE = 1.25
 FLAG_THRESHOLD = 0.5
 
 
-def model_path() -> Path:
+POSE_MODEL = "pose_landmark/pose_landmark_full.tflite"
+
+
+def model_path(model: str = POSE_MODEL) -> Path:
+    """A network bundled in mediapipe's wheel (`model` relative to its modules folder)."""
     import mediapipe
 
-    path = Path(mediapipe.__file__).parent / "modules" / "pose_landmark" / "pose_landmark_full.tflite"
+    path = Path(mediapipe.__file__).parent / "modules" / model
     if not path.is_file():
-        raise DanceNowError(f"{path} is missing: this needs mediapipe 0.10.21, whose wheel carries the pose model")
+        raise DanceNowError(f"{path} is missing: this needs mediapipe 0.10.21, whose wheel carries the model")
     return path
 
 
@@ -51,6 +55,7 @@ class Roi:
     cy: float
     side: float
     angle: float
+    input: int = SIDE  # the network's input side in pixels
 
     @classmethod
     def aligned(cls, centre: np.ndarray, scale_point: np.ndarray) -> Roi:
@@ -63,7 +68,7 @@ class Roi:
 
     def to_frame(self) -> np.ndarray:
         """2x3 affine: crop pixel (u, v) -> frame pixel."""
-        c, s, k = math.cos(self.angle), math.sin(self.angle), self.side / SIDE
+        c, s, k = math.cos(self.angle), math.sin(self.angle), self.side / self.input
         return np.array([[c * k, -s * k, self.cx - self.side / 2 * (c - s)],
                          [s * k, c * k, self.cy - self.side / 2 * (s + c)]], np.float64)
 
@@ -73,19 +78,25 @@ class Roi:
         return points @ m[:, :2].T + m[:, 2]
 
 
-@functools.lru_cache(maxsize=4)
-def _compiled(threads: int, precision: str):
-    """One compiled model per (threads, precision) for the process: a live show starts a tracker
+def default_precision() -> str:
+    from dancenow.host import cpu_info
+
+    return "bf16" if cpu_info()["bf16"] else "f32"
+
+
+@functools.lru_cache(maxsize=8)
+def compiled(model: str, threads: int, precision: str):
+    """One compiled `model` per (threads, precision) for the process: a live show starts a tracker
     for every run, and compiling afresh each time cost startup time and left memory behind."""
     import openvino as ov
 
     core = ov.Core()
     try:
-        return core.compile_model(core.read_model(str(model_path())), "CPU", {
+        return core.compile_model(core.read_model(str(model_path(model))), "CPU", {
             "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
             "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})
     except Exception as e:  # OpenVINO raises RuntimeError subclasses
-        raise DanceNowError(f"OpenVINO cannot compile MediaPipe's pose model ({type(e).__name__}: "
+        raise DanceNowError(f"OpenVINO cannot compile MediaPipe's {model} ({type(e).__name__}: "
                             f"{str(e).strip()[:200]}): track with landmarks='mediapipe'") from None
 
 
@@ -94,14 +105,11 @@ class Landmarker:
     the compiled model, each with its own infer request)."""
 
     def __init__(self, threads: int = 1, precision: str | None = None) -> None:
-        from dancenow.host import cpu_info
-
-        if precision is None:
-            precision = "bf16" if cpu_info()["bf16"] else "f32"
-        compiled = _compiled(int(threads), precision)
+        precision = precision or default_precision()
+        model = compiled(POSE_MODEL, int(threads), precision)
         self.precision = precision
-        self._request = compiled.create_infer_request()
-        outputs = {o.get_any_name(): o for o in compiled.outputs}
+        self._request = model.create_infer_request()
+        outputs = {o.get_any_name(): o for o in model.outputs}
         shapes = {name: tuple(o.get_partial_shape().to_shape()) for name, o in outputs.items()}
         self._landmarks = next(o for n, o in outputs.items() if shapes[n] == (1, NUM_LANDMARKS * 5))
         self._flag = next(o for n, o in outputs.items() if shapes[n] == (1, 1))

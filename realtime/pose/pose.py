@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dancenow.realtime.pose.skeleton import ANKLE_POINTS, HEAD_POINTS, NUM_POINTS
+from dancenow.realtime.pose.skeleton import ANKLE_POINTS, HEAD_POINTS, NUM_BODY_HANDS, NUM_POINTS
 
 
 @dataclass
@@ -26,8 +26,14 @@ class Pose:
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.points = np.asarray(self.points, dtype=np.float32).reshape(NUM_POINTS, 2)
-        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(NUM_POINTS)
+        points = np.asarray(self.points, dtype=np.float32)
+        confidence = np.asarray(self.confidence, dtype=np.float32)
+        if points.size == 2 * NUM_BODY_HANDS and confidence.size == NUM_BODY_HANDS:
+            # a track saved before the face mesh joined the layout: its face mesh is untracked
+            points = np.concatenate([points.reshape(-1, 2), np.zeros((NUM_POINTS - NUM_BODY_HANDS, 2), np.float32)])
+            confidence = np.concatenate([confidence.ravel(), np.zeros(NUM_POINTS - NUM_BODY_HANDS, np.float32)])
+        self.points = points.reshape(NUM_POINTS, 2)
+        self.confidence = confidence.reshape(NUM_POINTS)
         self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
 
     @classmethod
@@ -58,11 +64,12 @@ class Pose:
         return self.detected & (self.confidence >= threshold)
 
     def bbox(self, threshold: float = 0.3) -> tuple[float, float, float, float] | None:
-        """(x0, y0, x1, y1) of the visible points, or None."""
-        vis = self.visible(threshold)
+        """(x0, y0, x1, y1) of the visible body and hand points, or None. The face mesh is left
+        out: it lies on the head, and crops, metrics and the tracker's guard stay as they were."""
+        vis = self.visible(threshold)[:NUM_BODY_HANDS]
         if not vis.any():
             return None
-        p = self.points[vis]
+        p = self.points[:NUM_BODY_HANDS][vis]
         return float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())
 
     def body_height(self, threshold: float = 0.3) -> float | None:

@@ -1,7 +1,9 @@
 """Draws a Pose as EDN's label map: the generator's only view of the body.
 
-White canvas, limbs as ellipses blended over it, joints as discs, the face as a few dark dots,
-hands as thin bones. Sizes scale with the output height so that a 256 px and a 1024 px label
+White canvas, limbs as ellipses blended over it, joints as discs, hands as thin bones, and the
+face either as a few dark dots (the body model's 11 face points) or, with `face_lines` and a
+tracked face mesh, as EDN draws it: the head's region filled, brows, eyes, nose and lips as lines,
+the open mouth filled. Sizes scale with the output height so that a 256 px and a 1024 px label
 map look alike. Drawing is deterministic (fixed-point anti-aliased OpenCV primitives).
 """
 
@@ -33,10 +35,15 @@ class RenderConfig:
     min_confidence: float = sk.MIN_CONFIDENCE
     draw_face: bool = True
     draw_hands: bool = True
+    # The face from the face mesh as lines (dots when the mesh is not tracked in a frame). Off in
+    # bundles made before it existed, which then draw as they were trained; `prepare` turns it on.
+    face_lines: bool = False
+    face_line: float = sk.FACE_LINE_FRAC
 
     def __post_init__(self) -> None:
         # sizes are fractions of the label map's height; a setting read from a file could be 1e9
-        for name in ("limb_width", "joint_radius", "face_dot_radius", "hand_line", "limb_alpha", "min_confidence"):
+        for name in ("limb_width", "joint_radius", "face_dot_radius", "hand_line", "limb_alpha", "min_confidence",
+                     "face_line"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} {getattr(self, name)!r} must be between 0 and 1")
 
@@ -96,9 +103,26 @@ def render_label_map(pose: Pose, size: tuple[int, int], config: RenderConfig = R
                 if hc[a] >= config.min_confidence and hc[b] >= config.min_confidence:
                     cv2.line(canvas, _fixed(hp[a]), _fixed(hp[b]), color, thickness, cv2.LINE_AA, _SHIFT)
 
-    if config.draw_face:
+    if config.draw_face and config.face_lines and bool(np.all(conf[sk.FACE] >= config.min_confidence)):
+        _draw_face_lines(canvas, pts[sk.FACE], max(1, int(round(config.face_line * h))))
+    elif config.draw_face:
         face_r = int(round(max(1.0, config.face_dot_radius * h) * _ONE))
         for i in sk.FACE_POINTS:
             if ok[i]:
                 cv2.circle(canvas, _fixed(pts[i]), face_r, sk.FACE_COLOR, -1, cv2.LINE_AA, _SHIFT)
     return canvas
+
+
+def _draw_face_lines(canvas: np.ndarray, face: np.ndarray, thickness: int) -> None:
+    """The face mesh's chains (sk.FACE_CHAINS order) onto `canvas`: the oval filled, lines, then the
+    inside of the mouth filled (the last chain is the inner lips)."""
+    chains, start = [], 0
+    for chain, closed in sk.FACE_CHAINS:
+        pts = np.round(face[start:start + len(chain)] * _ONE).astype(np.int32)
+        chains.append((pts, closed))
+        start += len(chain)
+    cv2.fillPoly(canvas, [chains[0][0]], sk.FACE_FILL, cv2.LINE_AA, _SHIFT)
+    for (pts, closed), color in zip(chains, sk.FACE_CHAIN_COLORS, strict=True):
+        cv2.polylines(canvas, [pts], closed, color, thickness, cv2.LINE_AA, _SHIFT)
+    # last, so that a mouth opened by less than a line's width still shows
+    cv2.fillPoly(canvas, [chains[-1][0]], sk.MOUTH_FILL, cv2.LINE_AA, _SHIFT)

@@ -3,8 +3,10 @@
 A generator only works on label maps drawn exactly as in its training data, so every index,
 limb, colour and drawing size lives here and nowhere else.
 
-Layout (K = 75): MediaPipe Pose's 33 body points, then 21 left-hand points, then 21 right-hand
-points (MediaPipe Hands order). When hands are not tracked their confidence is 0.
+Layout (K = 204): MediaPipe Pose's 33 body points, then 21 left-hand points, then 21 right-hand
+points (MediaPipe Hands order), then 129 points of MediaPipe's 468-point face mesh that outline
+the face, brows, eyes, nose and lips. Points that are not tracked have confidence 0. Tracks saved
+with the older 75-point layout load with the face mesh untracked.
 """
 
 from __future__ import annotations
@@ -31,12 +33,32 @@ NUM_BODY = len(BODY_NAMES)  # 33
 NUM_HAND = len(HAND_NAMES)  # 21
 LEFT_HAND = slice(NUM_BODY, NUM_BODY + NUM_HAND)  # 33..53
 RIGHT_HAND = slice(NUM_BODY + NUM_HAND, NUM_BODY + 2 * NUM_HAND)  # 54..74
-NUM_POINTS = NUM_BODY + 2 * NUM_HAND  # 75
+NUM_BODY_HANDS = NUM_BODY + 2 * NUM_HAND  # 75: the layout before the face mesh
+
+# The face as lines (EDN draws OpenPose's 70 face points as lines): chains of MediaPipe face-mesh
+# indices, in drawing order, from MediaPipe's own face_mesh_connections; (chain, closed).
+FACE_CHAINS: tuple[tuple[tuple[int, ...], bool], ...] = (
+    ((10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377,
+      400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297, 338), True),  # oval
+    ((70, 63, 105, 66, 107), False),  # right brow (the person's right)
+    ((300, 293, 334, 296, 336), False),  # left brow
+    ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7), True),  # right eye
+    ((263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249), True),  # left eye
+    ((168, 6, 197, 195, 5, 4), False),  # nose bridge
+    ((98, 97, 2, 326, 327), False),  # nose base
+    ((61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146), True),  # lips
+    ((78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95), True),  # mouth
+)
+FACE_MESH: tuple[int, ...] = tuple(i for chain, _ in FACE_CHAINS for i in chain)  # mesh index per point
+NUM_FACE_MESH = len(FACE_MESH)  # 129
+FACE = slice(NUM_BODY_HANDS, NUM_BODY_HANDS + NUM_FACE_MESH)  # 75..203
+NUM_POINTS = NUM_BODY_HANDS + NUM_FACE_MESH  # 204
 
 NAMES: tuple[str, ...] = (
     BODY_NAMES
     + tuple(f"left_hand_{n}" for n in HAND_NAMES)
     + tuple(f"right_hand_{n}" for n in HAND_NAMES)
+    + tuple(f"face_mesh_{i}" for i in FACE_MESH)
 )
 INDEX: dict[str, int] = {n: i for i, n in enumerate(NAMES)}
 
@@ -53,8 +75,8 @@ ANKLE_POINTS: tuple[int, int] = (LEFT_ANKLE, RIGHT_ANKLE)
 TORSO_POINTS: tuple[int, ...] = (LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP)
 
 # Virtual points, computed as midpoints for drawing only: the neck and the hip centre.
-NECK = NUM_POINTS  # 75
-MID_HIP = NUM_POINTS + 1  # 76
+NECK = NUM_POINTS  # 204
+MID_HIP = NUM_POINTS + 1  # 205
 VIRTUAL_POINTS: dict[int, tuple[int, int]] = {
     NECK: (LEFT_SHOULDER, RIGHT_SHOULDER),
     MID_HIP: (LEFT_HIP, RIGHT_HIP),
@@ -116,6 +138,14 @@ JOINTS: tuple[int, ...] = (
     INDEX["right_knee"], LEFT_ANKLE, RIGHT_ANKLE,
 )
 FACE_COLOR: tuple[int, int, int] = (20, 20, 20)
+# The face from the mesh: the head's region filled (the generator sees where skin is), each chain
+# of FACE_CHAINS in its own dark colour, the open mouth filled dark (open and closed differ).
+FACE_FILL: tuple[int, int, int] = (200, 200, 200)
+FACE_CHAIN_COLORS: tuple[tuple[int, int, int], ...] = (
+    (90, 90, 90), (120, 60, 0), (0, 60, 120), (160, 0, 90), (0, 90, 160), (60, 120, 60), (60, 120, 60),
+    (200, 0, 0), (120, 0, 0),
+)
+MOUTH_FILL: tuple[int, int, int] = (40, 0, 0)
 
 # Hand bones (indices within one hand), drawn as thin lines.
 HAND_BONES: tuple[tuple[int, int], ...] = (
@@ -133,10 +163,12 @@ LIMB_WIDTH_FRAC = 0.016  # full width of a limb ellipse
 JOINT_RADIUS_FRAC = 0.010
 FACE_DOT_RADIUS_FRAC = 0.006
 HAND_LINE_FRAC = 0.004
+FACE_LINE_FRAC = 0.004
 LIMB_ALPHA = 0.6  # limbs are blended over the canvas: out = (1 - a) * canvas + a * colour
 MIN_CONFIDENCE = 0.3  # points below this are not drawn
 
 assert len(LIMB_COLORS) == len(LIMBS)
+assert len(FACE_CHAIN_COLORS) == len(FACE_CHAINS) and len(set(FACE_MESH)) == NUM_FACE_MESH
 
 
 def with_virtual_points(points: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

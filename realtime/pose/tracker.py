@@ -62,6 +62,9 @@ class TrackerConfig:
     # uses). Body points only: openvino is not for `holistic` or `segmentation`.
     landmarks: str = "mediapipe"
     landmark_precision: str | None = None  # openvino: "bf16" / "f32"; None: bf16 where the CPU has it
+    # Also find the face mesh's points (face_mesh.py: MediaPipe's face network on OpenVINO, on a
+    # crop placed by the body's face points), for targets whose label maps draw the face as lines.
+    face_mesh: bool = False
 
 
 def _hip_centre(pose: Pose) -> np.ndarray:
@@ -110,6 +113,8 @@ class PoseTracker:
                 if kind == "openvino":
                     raise
                 log.warning("%s; tracking with MediaPipe alone", e)
+        self.face_mesh = self.config.face_mesh  # may be switched per frame (a new target)
+        self._face = None  # face_mesh.FaceMesh, made when first needed
         self._mp = self._make(static=False)
         self._still = None  # single-image instance for the guard's crop pass, made when needed
         self._last: Pose | None = None  # the last accepted detection
@@ -188,9 +193,20 @@ class PoseTracker:
                         self._lmk.seed(pose.points[: sk.NUM_BODY], pose.confidence[: sk.NUM_BODY])
         if pose.detected:
             self._last, self._last_time = pose, timestamp
+            if self.face_mesh:
+                self._add_face(frame, pose)
         if self.config.segmentation and "mask" not in pose.extras:
             pose.extras["mask"] = np.zeros((h, w), np.float32)
         return pose
+
+    def _add_face(self, frame: np.ndarray, pose: Pose) -> None:
+        if self._face is None:
+            from dancenow.realtime.pose.face_mesh import FaceMesh
+
+            self._face = FaceMesh(self.config.threads, self.config.landmark_precision)
+        found = self._face.find(frame, pose.points, pose.confidence)
+        if found is not None:
+            pose.points[sk.FACE], pose.confidence[sk.FACE] = found
 
     def _landmarks(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """`_infer`'s result for `frame`: from the landmarker while it holds the person, else from

@@ -1,0 +1,77 @@
+"""MediaPipe's face mesh on a crop placed by the body's face points, run by OpenVINO.
+
+The label map's face was 11 dots from the body model: eyes and mouth could not follow the
+performer. This runs MediaPipe's own face landmark network (`face_landmark.tflite`, bundled with
+mediapipe 0.10.21) on a square crop centred between the eyes and the mouth, rotated so the eyes
+are level, sized from the ears and the eye-to-mouth distance. The crop comes from each frame's body
+pose, so there is no face detector and no state: training data and the live loop get the same
+points for the same frame. The network's input is 192x192 RGB in [0, 1]; it gives 468 points in
+input pixels and a face-present logit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.landmarker import Roi, compiled, default_precision
+
+MODEL = "face_landmark/face_landmark.tflite"
+SIDE = 192
+NUM_MESH = 468
+CROP_SCALE = 1.7  # the crop's side: this x the face's width (checked by eye on dancer A's frames)
+MIN_FACE_CONFIDENCE = 0.5  # of the body's eyes and mouth corners, to place a crop at all
+FLAG_THRESHOLD = 0.5  # of the face-present probability
+
+_EYES = (sk.INDEX["right_eye"], sk.INDEX["left_eye"])
+_MOUTH = (sk.INDEX["mouth_right"], sk.INDEX["mouth_left"])
+_EARS = (sk.INDEX["right_ear"], sk.INDEX["left_ear"])
+_KEEP = np.asarray(sk.FACE_MESH)
+
+
+def face_roi(points: np.ndarray, confidence: np.ndarray) -> Roi | None:
+    """The crop for the face of a body pose (frame pixels), or None when eyes or mouth are unseen."""
+    needed = _EYES + _MOUTH
+    if float(np.min(confidence[list(needed)])) < MIN_FACE_CONFIDENCE:
+        return None
+    right_eye, left_eye = points[_EYES[0]], points[_EYES[1]]
+    eyes = (right_eye + left_eye) / 2
+    mouth = points[list(_MOUTH)].mean(0)
+    d = left_eye - right_eye  # the person's right eye is on the image's left when they face us
+    width = max(float(np.hypot(*(points[_EARS[1]] - points[_EARS[0]]))), 2.5 * float(np.hypot(*(mouth - eyes))))
+    if width < 4:
+        return None
+    centre = (eyes + mouth) / 2
+    return Roi(float(centre[0]), float(centre[1]), CROP_SCALE * width, math.atan2(float(d[1]), float(d[0])), SIDE)
+
+
+class FaceMesh:
+    """The face mesh of one frame at a time. Not thread-safe: one per tracker (they share the
+    compiled model, each with its own infer request)."""
+
+    def __init__(self, threads: int = 1, precision: str | None = None) -> None:
+        self.precision = precision or default_precision()
+        model = compiled(MODEL, int(threads), self.precision)
+        self._request = model.create_infer_request()
+        shapes = {o.get_any_name(): int(np.prod(o.get_partial_shape().to_shape())) for o in model.outputs}
+        self._mesh = next(o for o in model.outputs if shapes[o.get_any_name()] == NUM_MESH * 3)
+        self._flag = next(o for o in model.outputs if shapes[o.get_any_name()] == 1)
+
+    def find(self, frame: np.ndarray, points: np.ndarray, confidence: np.ndarray
+             ) -> tuple[np.ndarray, float] | None:
+        """The layout's face-mesh points (frame pixels) and the face-present probability, or None
+        when the body's face is unseen or the network finds no face in the crop."""
+        roi = face_roi(points, confidence)
+        if roi is None:
+            return None
+        crop = cv2.warpAffine(frame, roi.to_frame(), (SIDE, SIDE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT)
+        out = self._request.infer({0: (crop.astype(np.float32) * (1.0 / 255.0))[None]})
+        present = 1.0 / (1.0 + math.exp(-float(np.asarray(out[self._flag]).ravel()[0])))
+        if present < FLAG_THRESHOLD:
+            return None
+        mesh = np.asarray(out[self._mesh], np.float64).reshape(NUM_MESH, 3)[_KEEP, :2]
+        return roi.project(mesh).astype(np.float32), present
