@@ -131,3 +131,17 @@ def test_tracker_threads_reach_mediapipe_inference(holistic):
 def test_zero_tracker_threads_is_a_clear_error():
     with pytest.raises(DanceNowError, match="at least 1"):
         PoseTracker(TrackerConfig(threads=0))
+
+
+def test_the_guard_measures_the_body_without_untracked_points() -> None:
+    """Hands that are not tracked sit at (0, 0) with confidence 0: they must not stretch the body
+    size the jump limit scales with (nor the re-check crop) to the frame's corner."""
+    from dancenow.realtime.pose.pose import Pose
+    from dancenow.realtime.pose.tracker import _body_size
+
+    pts = np.zeros((NUM_POINTS, 2))
+    conf = np.zeros(NUM_POINTS)
+    pts[:33] = np.column_stack([np.linspace(600, 700, 33), np.linspace(300, 500, 33)])
+    conf[:33] = 0.9
+    size = _body_size(Pose(pts, conf, (720, 1280)))
+    assert 200 <= size <= 210, size
