@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from dancenow.realtime.pose import skeleton as sk
@@ -67,9 +66,7 @@ class FaceMesh:
         roi = face_roi(points, confidence)
         if roi is None:
             return None
-        crop = cv2.warpAffine(frame, roi.to_frame(), (SIDE, SIDE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_CONSTANT)
-        out = self._request.infer({0: (crop.astype(np.float32) * (1.0 / 255.0))[None]})
+        out = self._request.infer({0: roi.input_tensor(frame)})
         present = 1.0 / (1.0 + math.exp(-float(np.asarray(out[self._flag]).ravel()[0])))
         if present < FLAG_THRESHOLD:
             return None

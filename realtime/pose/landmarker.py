@@ -72,6 +72,12 @@ class Roi:
         return np.array([[c * k, -s * k, self.cx - self.side / 2 * (c - s)],
                          [s * k, c * k, self.cy - self.side / 2 * (s + c)]], np.float64)
 
+    def input_tensor(self, frame: np.ndarray) -> np.ndarray:
+        """The crop as MediaPipe's networks take it: 1 x input x input x 3 RGB float in [0, 1]."""
+        crop = cv2.warpAffine(frame, self.to_frame(), (self.input, self.input),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        return (crop.astype(np.float32) * (1.0 / 255.0))[None]
+
     def project(self, points: np.ndarray) -> np.ndarray:
         """Crop pixels (N, 2) -> frame pixels."""
         m = self.to_frame()
@@ -135,9 +141,7 @@ class Landmarker:
         roi = self.roi
         if roi is None:
             return None
-        crop = cv2.warpAffine(frame, roi.to_frame(), (SIDE, SIDE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_CONSTANT)
-        out = self._request.infer({0: (crop.astype(np.float32) * (1.0 / 255.0))[None]})
+        out = self._request.infer({0: roi.input_tensor(frame)})
         if float(np.asarray(out[self._flag]).ravel()[0]) < FLAG_THRESHOLD:
             self.roi = None
             return None
