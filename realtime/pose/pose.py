@@ -61,7 +61,9 @@ class Pose:
         return self.transformed((frame_size[1] / w, frame_size[0] / h), (0.0, 0.0), frame_size)
 
     def visible(self, threshold: float = 0.3) -> np.ndarray:
-        return self.detected & (self.confidence >= threshold)
+        """Points at or above `threshold`; never an untracked one (confidence 0, at (0, 0)), so that
+        `bbox(0.0)` is the extent of every tracked point, not stretched to the frame's corner."""
+        return self.detected & (self.confidence >= threshold) & (self.confidence > 0)
 
     def bbox(self, threshold: float = 0.3) -> tuple[float, float, float, float] | None:
         """(x0, y0, x1, y1) of the visible body and hand points, or None. The face mesh is left

@@ -71,13 +71,10 @@ def _hip_centre(pose: Pose) -> np.ndarray:
     return (pose.points[sk.LEFT_HIP] + pose.points[sk.RIGHT_HIP]) / 2
 
 
-TRACKED = 1e-9  # any confidence above 0: untracked points (hands without holistic) sit at (0, 0)
-
-
 def _body_size(pose: Pose) -> float:
     """The body's height in pixels: head to ankles, or the visible extent when feet are hidden."""
     h = pose.body_height() or 0.0
-    box = pose.bbox(TRACKED)
+    box = pose.bbox(0.0)
     if box is not None:
         h = max(h, box[3] - box[1], 0.6 * (box[2] - box[0]))
     return max(h, 1.0)
@@ -247,7 +244,7 @@ class PoseTracker:
         last = self._last
         assert last is not None
         h, w = frame.shape[:2]
-        box = last.bbox(TRACKED)
+        box = last.bbox(0.0)
         size = _body_size(last)
         m = self.config.crop_margin * size
         x0, y0 = int(max(0, box[0] - m)), int(max(0, box[1] - m))
