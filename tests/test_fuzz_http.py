@@ -262,6 +262,18 @@ def test_fuzz_target(served: Served, odd_folders: list[str], data: st.DataObject
     served.send("POST /api/target", "POST", "/api/target", [("Content-Type", ctype), *headers], raw, source=source)
 
 
+@given(data=st.data())
+@FUZZ
+def test_fuzz_background(served: Served, data: st.DataObject) -> None:
+    names = st.sampled_from(["plate", "green", "white", "/etc/passwd", "~", "GREEN", "", "plate\x00"]) | ODD_TEXT
+    body = data.draw(st.fixed_dictionaries({}, optional={"background": names | JSON, "x": JSON}))
+    headers, source = _token_headers(data.draw, body)
+    raw = data.draw(st.just(dumps(body)) | json_texts())
+    ctype = data.draw(st.just("application/json") | CONTENT_TYPES)
+    served.send("POST /api/background", "POST", "/api/background", [("Content-Type", ctype), *headers], raw,
+                source=source)
+
+
 @given(body=st.builds(dumps, st.fixed_dictionaries({}, optional={"id": ODD_TEXT | JSON})) | json_texts(),
        ctype=st.just("text/plain") | CONTENT_TYPES)
 @FUZZ

@@ -195,6 +195,47 @@ def test_switch_target_keeps_viewers(live_bundle: Path, tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def _green_share(frames: list) -> float:
+    """The share of pixels near the key green (0, 177, 64) in decoded frames (VP8 blurs edges)."""
+    import numpy as np
+
+    rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames]).astype(np.int16)
+    near = np.abs(rgb - np.array([0, 177, 64])).max(axis=-1) < 40
+    return float(near.mean())
+
+
+def test_the_background_switch_takes_the_room_away_for_every_viewer(live_bundle: Path) -> None:
+    async def main() -> None:
+        server, client = await _client(live_bundle)
+        try:
+            pc, _ = await _connect(client)
+            before = _green_share(await _frames(pc, 5))
+            s = await (await client.get("/api/status")).json()
+            assert s["background"] == "plate" and "green" in s["backgrounds"]
+            r = await client.post("/api/background", json={"background": "green"})
+            assert r.status == 403 and "token" in (await r.json())["error"]
+            for bad in ("/etc/passwd", "GREEN", 3, None):
+                r = await client.post("/api/background", json={"background": bad, "token": TOKEN})
+                assert r.status == 400 and "can show plate, green" in (await r.json())["error"], bad
+            r = await client.post("/api/background", json={"background": "green"},
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+            assert r.status == 200 and (await r.json()) == {"background": "green"}
+            await _frames(pc, 10)  # frames already in flight
+            green = _green_share(await _frames(pc, 5))
+            assert before < 0.01 and green > 0.3, (before, green)
+            assert (await (await client.get("/api/status")).json())["background"] == "green"
+            r = await client.post("/api/background", json={"background": "plate", "token": TOKEN})
+            assert r.status == 200
+            await _frames(pc, 10)
+            assert _green_share(await _frames(pc, 5)) < 0.01
+            assert pc.connectionState == "connected"
+            await pc.close()
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0"])
 def test_binding_elsewhere_warns(live_bundle: Path, host: str, caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:

@@ -172,6 +172,13 @@ class Pipeline:
             self._target = target
             self._target_id += 1
 
+    def set_background(self, background: str) -> None:
+        """Show the person over `background` from the next frame on; one the current target cannot
+        take (no alpha, an unreadable image) raises and changes nothing."""
+        with self._lock:
+            self._target.backdrop(background)
+            self.config.background = background
+
     def recalibrate(self) -> None:
         """Forget the performer's statistics (file or live) and gather them afresh from now on."""
         with self._lock:

@@ -108,6 +108,15 @@ class Show:
     def recalibrate(self) -> None:
         self.pipeline.recalibrate()
 
+    def set_background(self, background: str) -> None:
+        """Behind the person from the next frame on: "plate" (the target's room), a key colour or an
+        image file (see `PipelineConfig.background`); raises, changing nothing, if the target cannot."""
+        self.pipeline.set_background(background)
+
+    @property
+    def background(self) -> str:
+        return self.pipeline.config.background
+
     # --- recording -------------------------------------------------------------------------
 
     def record(self, path: str | os.PathLike, fps: float = 30.0) -> VideoWriter:

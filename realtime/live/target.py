@@ -105,8 +105,17 @@ class Target:
             self._backdrops[key] = None if key == "plate" else self._make_backdrop(key)
         return self._backdrops[key]
 
+    @property
+    def backgrounds(self) -> tuple[str, ...]:
+        """The named backgrounds this target can show (an image file too, when more than "plate")."""
+        return ("plate",) if self._opaque else ("plate", *KEY_COLOURS)
+
+    @property
+    def _opaque(self) -> bool:
+        return self.plate is None or self.engine.name == "tensorrt"
+
     def _make_backdrop(self, key: str) -> np.ndarray:
-        if self.plate is None or self.engine.name == "tensorrt":
+        if self._opaque:
             raise DanceNowError(f"--background {key}: {self.name}'s generator paints the whole frame (it has no alpha: "
                                 "a bundle from before generator v2, or the TensorRT backend): retrain it with the "
                                 "cpu-realtime profile, or use another backend")

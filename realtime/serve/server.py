@@ -130,6 +130,7 @@ class Server:
         app.router.add_post("/api/perform", self._offer_performer)
         app.router.add_post("/api/bye", self._bye)
         app.router.add_post("/api/target", self._target)
+        app.router.add_post("/api/background", self._background)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/clock", self._clock)
         app.router.add_get("/metrics", self._metrics)
@@ -319,6 +320,8 @@ class Server:
                      sent_frames=self.track.frames if self.track else 0, source_spec=self.cfg.source,
                      server_ms=time.time() * 1000.0,
                      engine_choice=show.target.engine.choice if show is not None else None,
+                     background=show.background if show is not None else self.cfg.background,
+                     backgrounds=list(show.target.backgrounds) if show is not None else [],
                      encoder=self._stream_status(), publish=[p.status() for p in self.publishers])
         return stats
 
@@ -376,6 +379,19 @@ class Server:
         if not isinstance(body.get("target"), str):
             raise HTTPProblem(400, 'give the bundle folder as {"target": "path/to/bundle"}')
         return web.json_response(await self.switch_target(body["target"]))
+
+    async def _background(self, request: web.Request) -> web.Response:
+        """What shows behind the person for everyone watching (the performer page's "room" switch).
+        Named backgrounds only: a page does not get to pick files on this machine."""
+        body = await self._body(request)
+        self.tokens.check(request, body, self.token)
+        name, named = body.get("background"), self.show.target.backgrounds
+        if name not in named:
+            raise HTTPProblem(400, f"background {str(name)[:40]!r}: this target can show {', '.join(named)} "
+                                   '(as {"background": "green"}; an image file only with `dancenow serve --background`)')
+        self.show.set_background(name)
+        log.info("background: %s", name)
+        return web.json_response({"background": name})
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self.status(), dumps=lambda o: json.dumps(o, default=str))

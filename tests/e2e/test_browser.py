@@ -66,6 +66,10 @@ def _post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
+def _green_share(rgb: np.ndarray) -> float:
+    return float((np.abs(rgb.astype(np.int16) - np.array([0, 177, 64])).max(axis=-1) < 40).mean())
+
+
 def _viewer(browser, st: ServerThread):
     page = browser.new_page()
     page.goto(st.url + "/")
@@ -100,6 +104,13 @@ def test_performer_drives_the_target(browser, server: ServerThread) -> None:
             time.sleep(0.3)
         print(f"performer: {stats['fps']} fps received, mean |camera - result| {np.mean(diffs):.1f}")
         assert min(diffs) > 15, "the result looks like the camera: the target is not generated"
+        # "Behind you": the page's switch takes the room away (green key) and brings it back
+        page.wait_for_selector("#background option[value=green]", state="attached")
+        assert page.is_visible("#background")
+        for name, share in (("green", lambda g: g > 0.3), ("plate", lambda g: g < 0.01)):
+            page.select_option("#background", name)
+            wait_for(lambda n=name: server.call(lambda s: s.status()["background"]) == n, 5.0, f"background {name}")
+            wait_for(lambda ok=share: ok(_green_share(_grab(page, "result"))), 10.0, f"{name} behind the person")
 
     _perform(browser, server, check)
 

@@ -12,6 +12,27 @@ window.dancenow = stats;
 
 exposeGrab({ camera, result });
 
+// What shows behind the person, for everyone watching: the target's room or a flat key colour
+// (only targets whose generator paints an alpha can change it: the list comes from the server).
+const NAMES = { plate: 'the room', green: 'green (key)', blue: 'blue (key)', black: 'black', white: 'white' };
+
+async function offerBackgrounds(token) {
+  const select = document.getElementById('background');
+  const status = await (await fetch('/api/status')).json();
+  if (!status.backgrounds || status.backgrounds.length < 2) return;  // this target keeps its room
+  for (const name of status.backgrounds) select.add(new Option(NAMES[name] || name, name));
+  select.value = status.background;
+  select.addEventListener('change', async () => {
+    const r = await fetch('/api/background', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ background: select.value }),
+    });
+    if (!r.ok) state.textContent = (await r.json()).error;
+  });
+  document.getElementById('behind').hidden = false;
+}
+
 async function start(token) {
   form.hidden = true;
   let stream;
@@ -37,6 +58,7 @@ async function start(token) {
   });
   showStats(document.getElementById('stats'), stats);
   link.connect();
+  offerBackgrounds(token).catch((err) => { state.textContent = `backgrounds: ${err.message}`; });
 }
 
 const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
