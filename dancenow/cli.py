@@ -17,6 +17,16 @@ from pathlib import Path
 from dancenow.errors import DanceNowError
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive whole numbers separated by commas, e.g. 8,16")
+    return values
+
+
 def _size(s: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in s.lower().replace("x", " ").split())
@@ -67,7 +77,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
     elif a.what == "budgets":
         from dancenow.realtime.bench import budgets as b
 
-        _print_result(b.run(), a.json, b.format_table)
+        _print_result(b.run(a.widths), a.json, b.format_table)
     elif a.what == "soak":
         from dancenow.realtime.bench import soak as b
 
@@ -198,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, default=None, help="frames or iterations to time")
     s.add_argument("--seconds", type=float, default=60.0, help="how long to stream (live, web)")
     s.add_argument("--minutes", type=float, default=30.0, help="how long to soak (soak: one performer, two viewers)")
+    s.add_argument("--widths", type=_ints, default=(), help="budgets: also time generator v2 at these ngf (e.g. 8,16)")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.set_defaults(func=cmd_bench)
 

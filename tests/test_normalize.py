@@ -132,7 +132,8 @@ def plausible_stats(draw) -> PoseStats:
     h, w = draw(st.integers(1, 4096)), draw(st.integers(1, 4096))
     limit = 10.0 * max(h, w)
     far = draw(st.floats(-limit, limit - 1.0))
-    close, median, x = draw(st.floats(far + 1.0, limit)), draw(st.floats(-limit, limit)), draw(st.floats(-limit, limit))
+    close = draw(st.floats(far + 1.0, limit).filter(lambda c: c - far >= 1.0))  # far + 1.0 may round down
+    median, x = draw(st.floats(-limit, limit)), draw(st.floats(-limit, limit))
     heights = draw(st.lists(st.floats(1.0, limit), min_size=3, max_size=3))
     return PoseStats((h, w), close, far, median, *heights, x, frames=draw(st.integers(0, 10**6)),
                      mode=draw(st.sampled_from([ONE_SCALE, TWO_POSITION])), note=draw(st.text(max_size=40)))

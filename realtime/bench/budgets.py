@@ -6,7 +6,8 @@ any host) v2 takes at most 20 ms, so that an AVX2 two-core laptop, where MediaPi
 30 ms on one core, can run live at 30 fps. Both generators are built with random weights (time does
 not depend on them) at the profile's 256x192, exported as `export-engine` does (ONNX, ONNX Runtime
 QDQ INT8, NNCF INT8 IR, calibrated on the built-in choreography), and every timing runs in its
-own process (the ISA cap is read when oneDNN starts).
+own process (the ISA cap is read when oneDNN starts). `widths` adds v2 rows at other ngf: the
+time side of the generator's size question.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ RUNS = (  # name, artifact, engine precision, ISA cap
 )
 
 
-def _build(profile: str, folder: Path) -> dict:
-    """The profile's generator (seed 0) as ONNX, ONNX Runtime INT8 and OpenVINO INT8 IR."""
+def _build(profile: str, folder: Path, ngf: int | None = None) -> dict:
+    """The profile's generator (seed 0; at `ngf` when given) as ONNX, ONNX Runtime INT8 and OpenVINO
+    INT8 IR."""
     import contextlib
     import io
     import logging
+    from dataclasses import replace
 
     import nncf
     import openvino as ov
@@ -51,11 +54,14 @@ def _build(profile: str, folder: Path) -> dict:
     from dancenow.training.profiles import get_profile
 
     prof = get_profile(profile)
+    if ngf is not None:
+        prof = replace(prof, generator=replace(prof.generator, ngf=ngf))
+    name = profile if ngf is None else f"{profile}-ngf{ngf}"
     torch.manual_seed(0)
     g = Generator(prof.generator).eval()
     if prof.generator.alpha:
         g.set_plate(torch.rand(1, 3, *prof.size) * 2 - 1)
-    base = folder / profile
+    base = folder / name
     (base.parent).mkdir(parents=True, exist_ok=True)
     Path(f"{base}.onnx").write_bytes(to_onnx(g, prof.size, GEN_IO, 17, True).SerializeToString())
     calib, held = synthetic(g, prof.size, RenderConfig(), None, 16, 4)
@@ -65,7 +71,7 @@ def _build(profile: str, folder: Path) -> dict:
         q = nncf.quantize(ov.Core().read_model(f"{base}.onnx"), nncf.Dataset(calib.feeds()), subset_size=16)
         ov.save_model(q, f"{base}.int8.xml", compress_to_fp16=False)
     zeros = torch.zeros(1, 3, *prof.size)
-    return {"profile": profile, "size": list(prof.size), "gflop": round(count_gflop(g, zeros, zeros), 2),
+    return {"profile": name, "artifact": str(base), "ngf": prof.generator.ngf, "size": list(prof.size), "gflop": round(count_gflop(g, zeros, zeros), 2),
             "params_m": round(sum(p.numel() for p in g.parameters()) / 1e6, 2)}
 
 
@@ -93,22 +99,26 @@ def _time(path: str, precision: str, size: tuple[int, int], calls: int = 60) -> 
     return {"median_ms": round(float(np.median(ms)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
 
 
-def run() -> dict:
+def run(widths: tuple[int, ...] = ()) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for profile in ("cpu-realtime-v1", "cpu-realtime"):
-            row = _build(profile, Path(tmp))
+        for profile, ngf in [("cpu-realtime-v1", None), ("cpu-realtime", None), *(("cpu-realtime", w) for w in widths)]:
+            row = _build(profile, Path(tmp), ngf)
+            artifact = row.pop("artifact")
             for name, suffix, precision, cap in RUNS:
                 env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
                 if cap:
                     env["ONEDNN_MAX_CPU_ISA"] = cap
-                args = [sys.executable, "-m", "dancenow.realtime.bench.budgets", f"{tmp}/{profile}.{suffix}",
-                        precision, *map(str, row["size"])]
+                args = [sys.executable, "-m", "dancenow.realtime.bench.budgets", f"{artifact}.{suffix}", precision,
+                        *map(str, row["size"])]
                 out = subprocess.run(args, env=env, capture_output=True, text=True)
                 row[name] = (json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0
                              else {"error": out.stderr.strip()[-300:]})
+            best = [row[k]["median_ms"] for k in ("openvino_bf16", "openvino_int8") if "median_ms" in row[k]]
+            if best and "median_ms" in row["ort_int8"]:  # issue 13's ratio, on each width
+                row["openvino_vs_ort_int8"] = round(row["ort_int8"]["median_ms"] / min(best), 2)
             rows.append(row)
-    v1, v2 = rows
+    v1, v2 = rows[:2]
     v2_best = min((v2[k]["median_ms"] for k in ("openvino_bf16", "openvino_int8", "ort_int8") if "median_ms" in v2[k]),
                   default=None)
     avx2 = v2["avx2_openvino_int8"].get("median_ms")
@@ -123,11 +133,13 @@ def format_table(r: dict) -> str:
     from dancenow.host import describe_cpu
 
     lines = [f"bench budgets: the cpu-realtime generator, v1 against v2, 1 thread; host: {describe_cpu()}",
-             f"{'profile':<17}{'GFLOP':>7}{'params M':>9}" + "".join(f"{name:>20}" for name, *_ in RUNS)]
+             f"{'profile':<22}{'GFLOP':>7}{'params M':>9}" + "".join(f"{name:>20}" for name, *_ in RUNS)
+             + f"{'OV vs ORT INT8':>16}"]
     for row in r["rows"]:
         cells = "".join(f"{row[name].get('median_ms', float('nan')):>14.2f} ms p50" if "median_ms" in row[name]
                         else f"{'error':>20}" for name, *_ in RUNS)
-        lines.append(f"{row['profile']:<17}{row['gflop']:>7}{row['params_m']:>9}{cells}")
+        ratio = f"{row['openvino_vs_ort_int8']:>15.2f}x" if "openvino_vs_ort_int8" in row else f"{'-':>16}"
+        lines.append(f"{row['profile']:<22}{row['gflop']:>7}{row['params_m']:>9}{cells}{ratio}")
     b = r["budgets"]
     lines.append(f"budget 1: v2 on its best engine {b['v2_best_ms']} ms vs v1 on ONNX Runtime INT8 {b['v1_ort_int8_ms']} ms: "
                  f"{'met' if b['not_above_v1_ort_int8'] else 'MISSED'}")
