@@ -17,14 +17,24 @@ from pathlib import Path
 from dancenow.errors import DanceNowError
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give positive whole numbers separated by commas, e.g. 8,16")
-    return values
+def _widths(text: str) -> tuple[int | tuple[int, int], ...]:
+    """'8,16,12x9': ngf values, or ngf x residual blocks pairs."""
+    out: list[int | tuple[int, int]] = []
+    for item in (v.strip() for v in text.split(",") if v.strip()):
+        parts = item.lower().split("x")
+        if len(parts) > 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise argparse.ArgumentTypeError(f"{item!r}: give an ngf (16) or ngf x residual blocks (12x9), "
+                                             "separated by commas, e.g. 8,16,12x9")
+        out.append(int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1])))
+    if not out:
+        raise argparse.ArgumentTypeError("give at least one width, e.g. 8,16,12x9")
+    return tuple(out)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return int(text)
 
 
 def _size(s: str) -> tuple[int, int]:
@@ -77,7 +87,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
     elif a.what == "budgets":
         from dancenow.realtime.bench import budgets as b
 
-        _print_result(b.run(a.widths), a.json, b.format_table)
+        _print_result(b.run(a.widths, rounds=a.rounds), a.json, b.format_table)
     elif a.what == "soak":
         from dancenow.realtime.bench import soak as b
 
@@ -208,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, default=None, help="frames or iterations to time")
     s.add_argument("--seconds", type=float, default=60.0, help="how long to stream (live, web)")
     s.add_argument("--minutes", type=float, default=30.0, help="how long to soak (soak: one performer, two viewers)")
-    s.add_argument("--widths", type=_ints, default=(), help="budgets: also time generator v2 at these ngf (e.g. 8,16)")
+    s.add_argument("--widths", type=_widths, default=(),
+                   help="budgets: also time generator v2 at these ngf, or ngf x residual blocks (e.g. 8,16,12x9)")
+    s.add_argument("--rounds", type=_positive, default=3, help="budgets: interleaved rounds (the median is reported)")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.set_defaults(func=cmd_bench)
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from dancenow import cli
 from dancenow.demo.webcam import overlay
@@ -71,3 +72,11 @@ def test_run_with_no_camera_exits_with_one_line(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "no camera" in r.stderr and "--source demo" in r.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_bench_widths_take_ngf_or_ngf_by_blocks(capsys):
+    assert cli._widths("8, 16,12x9") == (8, 16, (12, 9))
+    for bad in ("12x", "0", "12x9x2", "a", ","):
+        with pytest.raises(SystemExit):
+            cli.main(["bench", "budgets", "--widths", bad])
+        assert "12x9" in capsys.readouterr().err

@@ -6,8 +6,8 @@ any host) v2 takes at most 20 ms, so that an AVX2 two-core laptop, where MediaPi
 30 ms on one core, can run live at 30 fps. Both generators are built with random weights (time does
 not depend on them) at the profile's 256x192, exported as `export-engine` does (ONNX, ONNX Runtime
 QDQ INT8, NNCF INT8 IR, calibrated on the built-in choreography), and every timing runs in its
-own process (the ISA cap is read when oneDNN starts). `widths` adds v2 rows at other ngf: the
-time side of the generator's size question.
+own process (the ISA cap is read when oneDNN starts). `widths` adds v2 rows at other ngf (or
+(ngf, residual blocks) pairs): the time side of the generator's size question.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ RUNS = (  # name, artifact, engine precision, ISA cap
 )
 
 
-def _build(profile: str, folder: Path, ngf: int | None = None) -> dict:
-    """The profile's generator (seed 0; at `ngf` when given) as ONNX, ONNX Runtime INT8 and OpenVINO
-    INT8 IR."""
+def _build(profile: str, folder: Path, ngf: int | None = None, blocks: int | None = None) -> dict:
+    """The profile's generator (seed 0; at `ngf` and `blocks` when given) as ONNX, ONNX Runtime INT8
+    and OpenVINO INT8 IR."""
     import contextlib
     import io
     import logging
@@ -56,7 +56,9 @@ def _build(profile: str, folder: Path, ngf: int | None = None) -> dict:
     prof = get_profile(profile)
     if ngf is not None:
         prof = replace(prof, generator=replace(prof.generator, ngf=ngf))
-    name = profile if ngf is None else f"{profile}-ngf{ngf}"
+    if blocks is not None:
+        prof = replace(prof, generator=replace(prof.generator, n_blocks=blocks))
+    name = profile + (f"-ngf{ngf}" if ngf is not None else "") + (f"-b{blocks}" if blocks is not None else "")
     torch.manual_seed(0)
     g = Generator(prof.generator).eval()
     if prof.generator.alpha:
@@ -71,7 +73,8 @@ def _build(profile: str, folder: Path, ngf: int | None = None) -> dict:
         q = nncf.quantize(ov.Core().read_model(f"{base}.onnx"), nncf.Dataset(calib.feeds()), subset_size=16)
         ov.save_model(q, f"{base}.int8.xml", compress_to_fp16=False)
     zeros = torch.zeros(1, 3, *prof.size)
-    return {"profile": name, "artifact": str(base), "ngf": prof.generator.ngf, "size": list(prof.size), "gflop": round(count_gflop(g, zeros, zeros), 2),
+    return {"profile": name, "artifact": str(base), "ngf": prof.generator.ngf, "blocks": prof.generator.n_blocks,
+            "size": list(prof.size), "gflop": round(count_gflop(g, zeros, zeros), 2),
             "params_m": round(sum(p.numel() for p in g.parameters()) / 1e6, 2)}
 
 
@@ -99,30 +102,53 @@ def _time(path: str, precision: str, size: tuple[int, int], calls: int = 60) -> 
     return {"median_ms": round(float(np.median(ms)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
 
 
-def run(widths: tuple[int, ...] = ()) -> dict:
-    rows = []
+def _child(artifact: str, suffix: str, precision: str, cap: str | None, size: list[int]) -> dict:
+    """One timing in its own process (the ISA cap is read when oneDNN starts)."""
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    if cap:
+        env["ONEDNN_MAX_CPU_ISA"] = cap
+    args = [sys.executable, "-m", "dancenow.realtime.bench.budgets", f"{artifact}.{suffix}", precision, *map(str, size)]
+    out = subprocess.run(args, env=env, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"error": out.stderr.strip()[-300:]}
+
+
+def _summary(runs: list[dict]) -> dict:
+    """The median of the rounds' medians (a shared host's speed drifts by 20-30% over minutes: one
+    round can land in a slow spell), with every round's median kept."""
+    ok = [r for r in runs if "median_ms" in r]
+    if not ok:
+        return runs[-1]
+    return {"median_ms": round(float(np.median([r["median_ms"] for r in ok])), 2),
+            "p95_ms": round(float(np.median([r["p95_ms"] for r in ok])), 2),
+            "rounds_ms": [r["median_ms"] for r in ok]}
+
+
+def run(widths: tuple[int | tuple[int, int], ...] = (), rounds: int = 3) -> dict:
+    """`widths`: extra v2 rows, each an ngf or an (ngf, residual blocks) pair. Every artifact is timed
+    once per round, the rounds interleaved, so a slow spell of the host hits every row alike."""
+    rows, artifacts = [], []
+    extra = [("cpu-realtime", *(w if isinstance(w, tuple) else (w, None))) for w in widths]
     with tempfile.TemporaryDirectory() as tmp:
-        for profile, ngf in [("cpu-realtime-v1", None), ("cpu-realtime", None), *(("cpu-realtime", w) for w in widths)]:
-            row = _build(profile, Path(tmp), ngf)
-            artifact = row.pop("artifact")
-            for name, suffix, precision, cap in RUNS:
-                env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
-                if cap:
-                    env["ONEDNN_MAX_CPU_ISA"] = cap
-                args = [sys.executable, "-m", "dancenow.realtime.bench.budgets", f"{artifact}.{suffix}", precision,
-                        *map(str, row["size"])]
-                out = subprocess.run(args, env=env, capture_output=True, text=True)
-                row[name] = (json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0
-                             else {"error": out.stderr.strip()[-300:]})
-            best = [row[k]["median_ms"] for k in ("openvino_bf16", "openvino_int8") if "median_ms" in row[k]]
-            if best and "median_ms" in row["ort_int8"]:  # issue 13's ratio, on each width
-                row["openvino_vs_ort_int8"] = round(row["ort_int8"]["median_ms"] / min(best), 2)
+        for profile, ngf, blocks in [("cpu-realtime-v1", None, None), ("cpu-realtime", None, None), *extra]:
+            row = _build(profile, Path(tmp), ngf, blocks)
+            artifacts.append(row.pop("artifact"))
             rows.append(row)
+        timings = {(i, name): [] for i in range(len(rows)) for name, *_ in RUNS}
+        for _ in range(rounds):
+            for i, row in enumerate(rows):
+                for name, suffix, precision, cap in RUNS:
+                    timings[i, name].append(_child(artifacts[i], suffix, precision, cap, row["size"]))
+    for i, row in enumerate(rows):
+        for name, *_ in RUNS:
+            row[name] = _summary(timings[i, name])
+        best = [row[k]["median_ms"] for k in ("openvino_bf16", "openvino_int8") if "median_ms" in row[k]]
+        if best and "median_ms" in row["ort_int8"]:  # issue 13's ratio, on each width
+            row["openvino_vs_ort_int8"] = round(row["ort_int8"]["median_ms"] / min(best), 2)
     v1, v2 = rows[:2]
     v2_best = min((v2[k]["median_ms"] for k in ("openvino_bf16", "openvino_int8", "ort_int8") if "median_ms" in v2[k]),
                   default=None)
     avx2 = v2["avx2_openvino_int8"].get("median_ms")
-    return {"host": host(), "rows": rows, "budgets": {
+    return {"host": host(), "rounds": rounds, "rows": rows, "budgets": {
         "v2_best_ms": v2_best, "v1_ort_int8_ms": v1["ort_int8"].get("median_ms"),
         "not_above_v1_ort_int8": v2_best is not None and v2_best <= v1["ort_int8"].get("median_ms", 0),
         "v2_avx2_int8_ms": avx2, "avx2_max_ms": BUDGET_AVX2_MS,
@@ -132,7 +158,8 @@ def run(widths: tuple[int, ...] = ()) -> dict:
 def format_table(r: dict) -> str:
     from dancenow.host import describe_cpu
 
-    lines = [f"bench budgets: the cpu-realtime generator, v1 against v2, 1 thread; host: {describe_cpu()}",
+    lines = [f"bench budgets: the cpu-realtime generator, v1 against v2, 1 thread, median of {r.get('rounds', 1)} "
+             f"interleaved rounds; host: {describe_cpu()}",
              f"{'profile':<22}{'GFLOP':>7}{'params M':>9}" + "".join(f"{name:>20}" for name, *_ in RUNS)
              + f"{'OV vs ORT INT8':>16}"]
     for row in r["rows"]:
