@@ -37,15 +37,16 @@ log = logging.getLogger(__name__)
 # --- tracking -------------------------------------------------------------------------------------
 
 def track_video(path: str | Path, holistic: bool = False, filter_config: OneEuroConfig | None = None,
-                progress: bool = True) -> tuple[list[Pose], list[Pose], Fraction]:
-    """Every frame's raw and filtered pose, and the frame rate (one pass, video mode)."""
+                progress: bool = True, face_mesh: bool = True) -> tuple[list[Pose], list[Pose], Fraction]:
+    """Every frame's raw and filtered pose, and the frame rate (one pass, video mode). `face_mesh`
+    off saves a network pass a frame when nothing draws the face's lines."""
     info = video_info(path)
     rate, total = info.rate, info.frames or None
     raw, smooth = [], []
     pose_filter = PoseFilter(filter_config)
     frames = iter_frames(path)
     first = next(frames)  # a video without frames fails here, before anything starts
-    with PoseTracker(TrackerConfig(holistic=holistic, face_mesh=True)) as tracker:
+    with PoseTracker(TrackerConfig(holistic=holistic, face_mesh=face_mesh)) as tracker:
         for f in tqdm(itertools.chain([first], frames), total=total, desc="tracking", unit="frame",
                       disable=not progress):
             pose = tracker.track(f.image, f.time)

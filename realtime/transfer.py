@@ -66,7 +66,7 @@ def transfer(source: str | Path, bundle: str | Path | Target, out: str | Path, c
     if target.pose_stats is None:
         raise DanceNowError(f"bundle {target.bundle} has no target pose statistics: re-export it from a prepared target")
 
-    raw, _, rate = track_video(source, config.holistic)
+    raw, _, rate = track_video(source, config.holistic, face_mesh=target.render.face_lines)  # as live
     poses = smooth_track(raw, config.smooth_window)
     normalizer = Normalizer(fit_stats(poses), target.pose_stats)
     out.parent.mkdir(parents=True, exist_ok=True)

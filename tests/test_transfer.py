@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from dancenow import cli
+from dancenow.engines.bundle import read_manifest
+from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.pose import load_track
 
-from footage import CLIPS
+from footage import CLIPS, DANCER_A
 from live_helpers import make_bundle
 
 CLIP = CLIPS / "handheld_basketball_man_full_body.mp4"  # 40 frames at 12 fps: the shortest clip
@@ -117,3 +120,15 @@ def test_demo_performer_and_strip(bundle, tmp_path):
     rows = np.split(png, 3, axis=0)
     assert all(r.std() > 5 for r in rows)
     assert np.abs(rows[0].astype(int) - rows[2].astype(int)).mean() > 1, "the rows show the same moment"
+
+
+@pytest.mark.data
+def test_transfer_tracks_the_face_mesh_only_for_a_target_that_draws_it(bundle, tmp_path):
+    """The tiny target draws the face as dots, so transfer skips the face mesh, as live; dancer A's
+    face is big enough for the mesh (tests/test_face_mesh.py), so a tracked mesh would show."""
+    assert not (read_manifest(bundle, verify=False).renderer or {}).get("face_lines", False)
+    out = tmp_path / "a.mp4"
+    assert cli.main(["transfer", str(DANCER_A), "--target", str(bundle), "-o", str(out)]) == 0
+    track = load_track(out.with_suffix(".poses.jsonl"))
+    assert any(p.confidence[:33].any() for p in track)
+    assert not any(p.confidence[sk.FACE].any() for p in track)
