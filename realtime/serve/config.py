@@ -31,6 +31,9 @@ class ServeConfig:
     consent_interval: float = 1.0  # aioice's ICE consent check period (default 5 s)
     consent_failures: int = 3  # missed checks before a vanished peer is dropped (default 6)
     connect_timeout: float = 15.0  # a peer that never connects is dropped after this long
+    # seconds a peer's WebRTC close, or a request still in flight at shutdown, may take before the
+    # server goes on without it (one wedged connection must not hold every other one, or `stop`)
+    close_timeout: float = 5.0
     bitrate: int = DEFAULT_BITRATE  # bits/s of the one VP8 stream every viewer gets (and of RTMP's H.264)
     publish: tuple[str, ...] = ()  # WHIP endpoint or RTMP URLs to publish the stream to (publish.py)
     publish_token: str | None = None  # bearer token for the WHIP endpoints
@@ -47,6 +50,8 @@ class ServeConfig:
             self.target = Path(self.target)
         if not 0 <= self.port <= 65535:
             raise DanceNowError(f"port {self.port} is out of range: give 1-65535 (or 0 for any free port)")
+        if self.close_timeout <= 0:
+            raise DanceNowError(f"close_timeout must be above 0 s, got {self.close_timeout}")
         if self.max_peers < 1:
             raise DanceNowError(f"--max-peers must be at least 1, got {self.max_peers}")
         if self.token is not None and len(self.token) < 8:
