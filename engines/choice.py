@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,12 +40,13 @@ DISCARD = 2  # calls at the start of a block that are not timed
 GAP = 0.1  # seconds between blocks, with DISCARD: the worker threads of the block before stop spinning
 MIN_PSNR = {"fp32": 40.0, "bf16": 40.0, "int8": 30.0}  # dB against fp32 on the same inputs
 PSNR_CAP = 120.0
-# Every candidate auto may take on a CPU, fastest-expected first (ties keep this order).
+# Every candidate auto may take on a CPU, fastest-expected first (ties keep this order). Graphs
+# only: the bundle's TorchScript is a program, run only when asked for by name (`--backend torch`).
 CANDIDATES = [("openvino", "bf16"), ("openvino", "int8"), ("openvino", "fp32"),
-              ("onnxruntime", "int8"), ("onnxruntime", "fp32"), ("torch", "fp32")]
-REFERENCES = [("openvino", "fp32"), ("onnxruntime", "fp32"), ("torch", "fp32")]  # parity is against fp32
+              ("onnxruntime", "int8"), ("onnxruntime", "fp32")]
+REFERENCES = [("openvino", "fp32"), ("onnxruntime", "fp32")]  # parity is against fp32
 SAMPLES_KIND = "samples"
-_LIBRARIES = ("openvino", "onnxruntime", "torch")
+_LIBRARIES = ("openvino", "onnxruntime")
 
 Loader = Callable[[str, str], Engine]  # (backend, precision) -> engine; raises `skip` when it cannot run here
 
@@ -283,7 +283,6 @@ def choose(bundle: Path, manifest: Manifest, threads: int | None, load: Loader,
             return engine
     candidates = [c for c in CANDIDATES if precision in (None, c[1])]
     inputs, source = sample_inputs(bundle, manifest)
-    torch_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     t0 = time.monotonic()
     engines, figures, skipped = measure(candidates, load, inputs, SECONDS, skip)
     passed = [f for f in figures if f["passed"]]
@@ -293,8 +292,6 @@ def choose(bundle: Path, manifest: Manifest, threads: int | None, load: Loader,
                                         + [f"{k}: {v}" for k, v in skipped.items()]))
     best = min(passed, key=lambda f: f["median_ms"])
     engine = engines[(best["backend"], best["precision"])]
-    if best["backend"] != "torch" and torch_threads is not None:
-        sys.modules["torch"].set_num_threads(torch_threads)  # the torch candidate set it process-wide
     record = {"version": RECORD_VERSION, "key": key, "backend": best["backend"], "precision": best["precision"],
               "candidates": figures, "skipped": skipped, "inputs": source,
               "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.monotonic() - t0, 2)}

@@ -139,6 +139,8 @@ def _torch(bundle: Path, manifest: Manifest, threads: int | None, precision: str
     if rel is None:
         raise BackendUnavailable("the bundle has no TorchScript generator")
     face_rel = find_artifact(manifest, "torchscript", "face")
+    log.warning("backend torch runs %s, TorchScript: a program, not a graph; load it only from a bundle you "
+                "exported or trust (auto and the other backends read graphs only)", bundle / rel)
     from dancenow.engines.torch_engine import TorchEngine
 
     return TorchEngine(bundle / rel, manifest.resolution, bundle / face_rel if face_rel else None,
@@ -180,9 +182,10 @@ def _on_gpu() -> bool:
 
 
 def _auto(bundle: Path, manifest: Manifest, threads: int | None, precision: str | None) -> Engine:
-    """TensorRT when it runs here; on another GPU ONNX Runtime -> PyTorch; on a CPU the measured best."""
+    """TensorRT when it runs here; on another GPU ONNX Runtime; on a CPU the measured best. Never
+    the TorchScript: loading it runs a program from the bundle (`--backend torch` asks for that)."""
     gpu, skipped = _on_gpu(), []
-    for name in ("tensorrt", "onnxruntime", "torch") if gpu else ("tensorrt",):
+    for name in ("tensorrt", "onnxruntime") if gpu else ("tensorrt",):
         try:
             return _LOADERS[name](bundle, manifest, threads, precision)
         except BackendUnavailable as e:

@@ -1,5 +1,6 @@
-"""PyTorch backend: the bundle's TorchScript generator, the reference every other backend is checked
-against. It loads the traced file, so running it never needs the training code."""
+"""PyTorch backend: the bundle's TorchScript generator (traced at export, so running it never needs
+the training code). TorchScript is a program, not a graph: only `backend="torch"` by name loads it,
+never `auto` (the loader warns)."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def test_ir_of_another_resolution_is_refused(demo_bundle, tmp_path):
         load_engine(b, "openvino", precision="fp32")
 
 
-def test_old_bundle_without_ir_still_loads(demo_bundle, tmp_path, cache, monkeypatch):
+def test_old_bundle_without_ir_still_loads(demo_bundle, tmp_path, cache, monkeypatch, caplog):
     old = make_old(demo_bundle, tmp_path)
     fp32 = load_engine(old, "openvino", precision="fp32")
     int8 = load_engine(old, "openvino", precision="int8")
@@ -111,8 +111,10 @@ def test_old_bundle_without_ir_still_loads(demo_bundle, tmp_path, cache, monkeyp
     pairs = choice.synthetic_inputs(fp32.resolution)
     ref = load_engine(old, "onnxruntime", precision="fp32")
     assert choice.psnr([ref.generate(a, b) for a, b in pairs], [fp32.generate(a, b) for a, b in pairs]) >= 50
+    caplog.set_level("WARNING", logger="dancenow.engines.loader")
     for backend in ("onnxruntime", "torch"):
         assert load_engine(old, backend).generate(*pairs[0]).shape == (*fp32.resolution, 3)
+    assert "TorchScript: a program" in caplog.text  # asked for by name: it runs, and says what it is
     monkeypatch.setattr(choice, "CANDIDATES", FEW)
     auto = load_engine(old)
     assert auto.choice["inputs"].startswith("synthetic") and auto.choice["cached"] is False
@@ -132,12 +134,19 @@ def test_cached_bundle_without_ir_is_rebuilt_by_ensure_bundle(demo_bundle, tmp_p
 # --- auto: picks, remembers, measures again ----------------------------------------------------
 
 def test_auto_picks_remembers_and_remeasures(demo_bundle, cache, monkeypatch, caplog):
+    import torch
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("auto loaded the bundle's TorchScript")
+
+    monkeypatch.setattr(torch.jit, "load", tripwire)  # a program from the bundle: auto reads graphs only
     caplog.set_level("INFO", logger="dancenow.engines.choice")
     first = load_engine(demo_bundle)
     c = first.choice
     assert c["cached"] is False and c["inputs"].startswith("samples.npz")
     measured = {(f["backend"], f["precision"]): f for f in c["candidates"]}
-    assert {("openvino", "fp32"), ("onnxruntime", "int8"), ("torch", "fp32")} <= set(measured)
+    assert {("openvino", "fp32"), ("onnxruntime", "int8"), ("onnxruntime", "fp32")} <= set(measured)
+    assert all(backend != "torch" for backend, _ in measured) and not any(k.startswith("torch") for k in c["skipped"])
     assert ("openvino", "bf16") in measured if BF16 else "openvino bf16" in c["skipped"]
     best = measured[(first.name, first.precision)]
     assert best["passed"] and best["median_ms"] == min(f["median_ms"] for f in measured.values() if f["passed"])
