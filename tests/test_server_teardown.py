@@ -42,7 +42,7 @@ async def _join(server: Server, session: aiohttp.ClientSession) -> Viewer:
 
 
 def test_a_peer_that_never_closes_is_dropped_and_stop_is_prompt(live_bundle: Path, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="dancenow.realtime.serve.server")
+    caplog.set_level(logging.WARNING, logger="dancenow.realtime.serve.rtc")
     st = ServerThread(ServeConfig(target=live_bundle, port=0, close_timeout=CLOSE_TIMEOUT))
     with st:
         session = st.call(lambda s: _make_session(), timeout=10)
@@ -62,7 +62,8 @@ def test_a_peer_that_never_closes_is_dropped_and_stop_is_prompt(live_bundle: Pat
             got = second.frames
             st.call(lambda s: second.wait_frames(5), timeout=30)
             assert second.frames > got
-            assert "dropped without it" in caplog.text
+            assert "dropped without it" in caplog.text and "stuck in close (rtc.py" in caplog.text
+            assert "> wedged (test_server_teardown.py" in caplog.text  # the warning says where it hung
             where = st.where()  # what a call that times out logs: the tasks' awaits and the threads
             assert "task dancenow-encoder: _run (encoder.py" in where and "thread dancenow-server" in where
         finally:

@@ -5,6 +5,7 @@ encoder (`encoder.py`: every peer gets the same VP8 packets, so every peer must 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,8 +14,11 @@ import aioice.ice
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
+from dancenow.realtime.serve import hang
 from dancenow.realtime.serve.encoder import PacketTrack
 from dancenow.realtime.serve.http import HTTPProblem
+
+log = logging.getLogger(__name__)
 
 _original_host_addresses = aioice.ice.get_host_addresses
 
@@ -56,6 +60,32 @@ class Peer:
     track: PacketTrack | None = None  # its subscription to the shared encoder
     created: float = field(default_factory=time.monotonic)
     tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+async def close_peer(peer: Peer, timeout: float) -> None:
+    """End a peer's tasks and its connection, and take its track off the shared encoder.
+
+    aiortc's close awaits its senders' and receivers' tasks, and one never returned (CI, 2 Dec: a
+    bye stuck, then the server's stop): past `timeout` the peer is let go without it, and the
+    warning says where the close was stuck."""
+
+    async def close() -> None:
+        for t in peer.tasks:
+            t.cancel()
+        await peer.pc.close()
+        await asyncio.gather(*peer.tasks, return_exceptions=True)
+
+    closing = asyncio.ensure_future(close())
+    try:
+        await asyncio.wait_for(asyncio.shield(closing), timeout)
+    except asyncio.TimeoutError:
+        log.warning("%s %s: its WebRTC close took over %.0f s, stuck in %s; dropped without it", peer.role,
+                    peer.id, timeout, hang.awaiting(closing.get_coro()))
+        closing.cancel()
+        await asyncio.wait([closing], timeout=timeout)  # a cancel it may ignore: bounded too
+    finally:
+        if peer.track is not None:
+            peer.track.stop()  # leaves the encoder (a sender that never started does not stop it)
 
 
 def vp8_only() -> list:

@@ -35,7 +35,14 @@ from dancenow.realtime.serve.encoder import EncodedStream
 from dancenow.realtime.serve.http import HTTPProblem
 from dancenow.realtime.serve.metrics import PublishCollector, StatsCollector
 from dancenow.realtime.serve.publish import Publisher, open_publishers, publish_kind
-from dancenow.realtime.serve.rtc import Peer, check_offer, configure_ice, send_packets, track_frames
+from dancenow.realtime.serve.rtc import (
+    Peer,
+    check_offer,
+    close_peer,
+    configure_ice,
+    send_packets,
+    track_frames,
+)
 from dancenow.realtime.serve.sdp import check_candidates
 
 log = logging.getLogger(__name__)
@@ -237,14 +244,7 @@ class Server:
         peer = self.peers.pop(pid, None)
         if peer is None:
             return False
-        try:  # aiortc's close awaits its senders' and receivers' tasks: one never returned in CI (2 Dec)
-            await asyncio.wait_for(self._close_peer(peer), self.cfg.close_timeout)
-        except asyncio.TimeoutError:
-            log.warning("%s %s: its WebRTC close took over %.0f s; dropped without it", peer.role, pid,
-                        self.cfg.close_timeout)
-        finally:
-            if peer.track is not None:
-                peer.track.stop()  # leaves the encoder (a sender that never started does not stop it)
+        await close_peer(peer, self.cfg.close_timeout)
         async with self._lock:
             if peer.role == "performer" and self.show is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.show.switch_source, None)
@@ -252,13 +252,6 @@ class Server:
                 await self._stop_media()
         log.info("%s %s left (%d peers)", peer.role, pid, len(self.peers))
         return True
-
-    @staticmethod
-    async def _close_peer(peer: Peer) -> None:
-        for t in peer.tasks:
-            t.cancel()
-        await peer.pc.close()
-        await asyncio.gather(*peer.tasks, return_exceptions=True)
 
     async def _watch_peers(self) -> None:
         """Drop peers that answered but never connected (the browser went away mid-handshake)."""
@@ -357,7 +350,8 @@ class Server:
         if name not in named:
             raise HTTPProblem(400, f"background {str(name)[:40]!r}: this target can show {', '.join(named)} "
                                    '(as {"background": "green"}; an image file only with `dancenow serve --background`)')
-        self.show.set_background(name)
+        # the pipeline's lock, which a starting show holds while it warms up: off the event loop
+        await asyncio.get_running_loop().run_in_executor(None, self.show.set_background, name)
         log.info("background: %s", name)
         return web.json_response({"background": name})
 

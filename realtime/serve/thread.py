@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import sys
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
+from dancenow.realtime.serve import hang
 from dancenow.realtime.serve.server import ServeConfig, Server
 
 log = logging.getLogger(__name__)
@@ -47,15 +46,8 @@ class ServerThread:
             raise
 
     def where(self) -> str:
-        """Every task of the server's loop and every thread, with their stacks: what a hang needs."""
-        out = []
-        for task in asyncio.all_tasks(self.loop):  # read from another thread: good enough for a report
-            out.append(f"task {task.get_name()}: " + " > ".join(_awaiting(task.get_coro())))
-        names = {t.ident: t.name for t in threading.enumerate()}
-        for ident, frame in sys._current_frames().items():
-            stack = "".join(traceback.format_stack(frame, limit=12))
-            out.append(f"thread {names.get(ident, ident)}\n{stack}")
-        return "\n".join(out)
+        """Every task of the server's loop with its awaits, and every thread's stack."""
+        return hang.where(self.loop)
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
@@ -78,13 +70,3 @@ class ServerThread:
         if not self.loop.is_running():
             self.loop.close()
 
-
-def _awaiting(coro: Any) -> list[str]:
-    """Where a suspended coroutine waits, outermost first (a task's own stack shows only its top)."""
-    chain = []
-    while coro is not None and len(chain) < 30:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            chain.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno})")
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return chain
