@@ -75,7 +75,8 @@ def cmd_bench(a: argparse.Namespace) -> None:
     elif a.what == "engines":
         from dancenow.realtime.bench import engines as b
 
-        _print_result(b.run(_default_bundle(a.target), iterations=a.frames), a.json, b.format_table)
+        _print_result(b.run(_default_bundle(a.target), iterations=a.frames, passes=a.rounds or b.PASSES), a.json,
+                      b.format_table)
     elif a.what == "live":
         from dancenow.realtime.bench import live as b
 
@@ -87,7 +88,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
     elif a.what == "budgets":
         from dancenow.realtime.bench import budgets as b
 
-        _print_result(b.run(a.widths, rounds=a.rounds), a.json, b.format_table)
+        _print_result(b.run(a.widths, rounds=a.rounds or 3), a.json, b.format_table)
     elif a.what == "soak":
         from dancenow.realtime.bench import soak as b
 
@@ -220,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=float, default=30.0, help="how long to soak (soak: one performer, two viewers)")
     s.add_argument("--widths", type=_widths, default=(),
                    help="budgets: also time generator v2 at these ngf, or ngf x residual blocks (e.g. 8,16,12x9)")
-    s.add_argument("--rounds", type=_positive, default=3, help="budgets: interleaved rounds (the median is reported)")
+    s.add_argument("--rounds", type=_positive, default=None,
+                   help="budgets: interleaved rounds, the median reported (default 3); engines: alternating "
+                        "passes the frames are split over (default 2)")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.set_defaults(func=cmd_bench)
 

@@ -350,8 +350,9 @@ def test_bench_engines_reports_each_backend_against_eager(bundle, capsys, tmp_pa
     monkeypatch.setenv("DANCENOW_CACHE", str(tmp_path))  # the auto row's measured choice
     monkeypatch.setattr(choice, "SECONDS", 0.05)
 
-    r = bench.run(bundle, iterations=2, threads=1)
+    r = bench.run(bundle, iterations=5, threads=1, passes=3)
     rows = {(row["backend"], row["precision"]): row for row in r["rows"]}
+    assert r["passes"] == 3 and all(len(row["passes_ms"]) == 3 for row in r["rows"])  # 2 + 2 + 1 calls
     assert set(rows) >= {("torch-eager", "fp32"), ("onnxruntime", "int8"), ("onnxruntime", "fp32"), ("torch", "fp32"),
                          ("openvino", "fp32"), ("openvino", "int8")}
     assert r["host"]["model"] and rows[("onnxruntime", "int8")]["vs_ort_int8"] == 1.0
@@ -363,3 +364,6 @@ def test_bench_engines_reports_each_backend_against_eager(bundle, capsys, tmp_pa
     assert "x eager" in table and "onnxruntime" in table
     assert cli.main(["bench", "engines", "--target", str(bundle), "--frames", "0", "--json"]) == 2
     assert "--frames must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "engines", "--target", str(bundle), "--rounds", "0"])
+    assert "--rounds" in capsys.readouterr().err

@@ -76,28 +76,30 @@ def _load(target: Target, backend: str, precision: str | None, threads: int):
     return eng
 
 
-def _time(engines: dict, inputs: list, iterations: int) -> dict:
-    """Per engine: `iterations` timed calls, in PASSES blocks of alternating order."""
-    times: dict = {k: [] for k in engines}
+def _time(engines: dict, inputs: list, iterations: int, passes: int) -> dict:
+    """Per engine: `iterations` timed calls, split over `passes` blocks in alternating order; a list
+    of each pass's call times per engine."""
+    times: dict = {k: [[] for _ in range(passes)] for k in engines}
     order = list(engines)
-    per_pass = max(1, iterations // PASSES)
-    for p in range(PASSES):
+    for p in range(passes):
+        n = iterations // passes + (1 if p < iterations % passes else 0)
         for key in order if p % 2 == 0 else order[::-1]:
+            if n == 0:
+                continue
             eng = engines[key]
             time.sleep(0.1)  # and two untimed calls: the previous block's worker threads stop spinning
             for a, b in inputs[:2]:
                 eng.generate(a, b)
-            n = per_pass if p < PASSES - 1 else iterations - per_pass * (PASSES - 1)
             for i in range(n):
                 a, b = inputs[i % len(inputs)]
                 t = time.perf_counter()
                 eng.generate(a, b)
-                times[key].append(time.perf_counter() - t)
+                times[key][p].append(time.perf_counter() - t)
     return times
 
 
-def _phase(target: Target, threads: int, iterations: int, inputs: list, gflop: float, skipped: dict,
-           first: bool) -> list[dict]:
+def _phase(target: Target, threads: int, iterations: int, passes: int, inputs: list, gflop: float,
+           skipped: dict, first: bool) -> list[dict]:
     """Every engine at `threads` threads, timed against each other."""
     torch.set_num_threads(threads)
     engines = {(*BASELINE, threads): _Eager(target.bundle)}
@@ -113,7 +115,8 @@ def _phase(target: Target, threads: int, iterations: int, inputs: list, gflop: f
     torch.set_num_threads(threads)  # a torch engine sets it process-wide; keep the phase's count
     reference = [engines[(*BASELINE, threads)].generate(a, b) for a, b in inputs]
     psnr = {k: psnr_of(reference, [e.generate(a, b) for a, b in inputs]) for k, e in engines.items()}  # + warm-up
-    times = _time(engines, inputs, iterations)
+    per_pass = _time(engines, inputs, iterations, passes)
+    times = {k: [t for block in v for t in block] for k, v in per_pass.items()}
     med = {k: float(np.median(v)) * 1000 for k, v in times.items()}
     base, ref = med[(*BASELINE, threads)], med.get((*REFERENCE, threads))
     rows = []
@@ -124,7 +127,8 @@ def _phase(target: Target, threads: int, iterations: int, inputs: list, gflop: f
                "median_ms": round(med[key], 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
                "fps": round(1000.0 / med[key], 2), "gflops": round(gflop * 1000.0 / med[key], 1),
                "psnr_db": round(psnr[key], 2), "ratio": round(base / med[key], 2),
-               "vs_ort_int8": round(ref / med[key], 2) if ref else None, "source": getattr(eng, "source", None)}
+               "vs_ort_int8": round(ref / med[key], 2) if ref else None, "source": getattr(eng, "source", None),
+               "passes_ms": [round(float(np.median(b)) * 1000, 2) for b in per_pass[key] if b]}
         if key[0] == "auto":
             choice = eng.choice or {}
             row["choice"] = {"backend": eng.name, "precision": eng.precision, "cached": choice.get("cached"),
@@ -133,13 +137,18 @@ def _phase(target: Target, threads: int, iterations: int, inputs: list, gflop: f
     return rows
 
 
-def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int | None = None) -> dict:
+def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int | None = None,
+        passes: int = PASSES) -> dict:
     """Median/p95 latency, fps, GFLOP/s and parity per engine and thread count; ratios to PyTorch eager
-    fp32 and to ONNX Runtime INT8 at the same thread count. `threads`: only that count (else 1 and 2)."""
+    fp32 and to ONNX Runtime INT8 at the same thread count. `threads`: only that count (else 1 and 2).
+    `passes`: blocks in alternating order the calls are split over (more: steadier on a drifting host;
+    each pass's median is kept in `passes_ms`)."""
     bundle = Path(bundle)
     iterations = 40 if iterations is None else int(iterations)
     if iterations < 1:
         raise DanceNowError(f"--frames must be at least 1, got {iterations}")
+    if passes < 1:
+        raise DanceNowError(f"--rounds must be at least 1, got {passes}")
     if threads is not None and threads < 1:
         raise DanceNowError(f"threads must be at least 1, got {threads}")
     target = Target.open(bundle, backend="onnxruntime", precision="fp32")  # the bundle, verified, read once
@@ -151,11 +160,12 @@ def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int |
     skipped: dict = {}
     saved = torch.get_num_threads()
     try:
-        rows = [row for i, t in enumerate(counts) for row in _phase(target, t, iterations, inputs, gflop, skipped, i == 0)]
+        rows = [row for i, t in enumerate(counts)
+                for row in _phase(target, t, iterations, passes, inputs, gflop, skipped, i == 0)]
     finally:
         torch.set_num_threads(saved)
     return {"bundle": str(bundle), "target": target.name, "resolution": list(target.resolution), "gflop": gflop,
-            "iterations": iterations, "threads": list(counts), "baseline": " ".join(BASELINE),
+            "iterations": iterations, "passes": passes, "threads": list(counts), "baseline": " ".join(BASELINE),
             "reference": " ".join(REFERENCE), "rows": rows, "skipped": skipped, "host": cpu_info(),
             "load_average": [round(v, 2) for v in os.getloadavg()], "cpus": os.cpu_count()}
 
@@ -163,7 +173,7 @@ def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int |
 def format_table(r: dict) -> str:
     h, w = r["resolution"]
     lines = [f"engines bench: {r['target']} at {h}x{w}, {r['gflop']:.2f} GFLOP/frame, {r['iterations']} frames per engine, "
-             f"in blocks; threads {', '.join(map(str, r['threads']))}; load average {r['load_average']}",
+             f"in {r['passes']} alternating blocks; threads {', '.join(map(str, r['threads']))}; load average {r['load_average']}",
              f"host: {describe_cpu()}",
              f"{'backend':<15}{'precision':<10}{'thr':>4}{'median ms':>10}{'p95 ms':>8}{'fps':>7}{'GFLOP/s':>8}"
              f"{'PSNR dB':>8}{'x eager':>8}{'x ORT int8':>11}  source"]
