@@ -190,3 +190,26 @@ def test_viewers_share_the_encoder_and_a_pli_reaches_it(live_bundle: Path) -> No
         assert server.stream is None
 
     asyncio.run(main())
+
+
+def test_stopping_while_frames_pour_in_always_returns() -> None:
+    """Stop the stream at random moments while frames arrive every millisecond: a frame waking the
+    encoder in the same loop turn as the cancel once kept its task alive and `stop` waiting (CI; the
+    old code hung here in one run of three; the exact race, every time, is in test_live_units.py)."""
+
+    async def main() -> list[float]:
+        slot = LatestSlot()
+        took = []
+        with Feeder(slot, fps=1000.0):
+            for i in range(200):
+                stream = EncodedStream(slot)
+                stream.start()
+                await asyncio.sleep(0.002 + (i % 5) * 0.002)
+                t0 = time.monotonic()
+                await asyncio.wait_for(stream.stop(), 5.0)
+                took.append(time.monotonic() - t0)
+        return took
+
+    took = asyncio.run(main())
+    print(f"200 stops under a 1 kHz feed: slowest {max(took) * 1000:.0f} ms")
+    assert max(took) < 1.0

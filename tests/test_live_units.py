@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import threading
 import time
 
 import numpy as np
+import pytest
 
 from dancenow.realtime.live.compositor import compose
 from dancenow.realtime.live.presence import HOLD, LIVE, REST, RETURN, Presence, PresenceConfig
@@ -99,3 +101,22 @@ def test_demo_source_is_deterministic_and_cached():
     img_b, pose_b = b.frame_at(45)
     assert np.array_equal(img_a, img_b) and np.array_equal(pose_a.points, pose_b.points)
     assert a.frame_at(45 + 600)[0] is img_a  # the next loop reuses the drawn frame
+
+
+def test_aget_cancelled_as_a_frame_arrives_stays_cancelled() -> None:
+    """The race that hung the server in CI (the encoder's task survived its cancel, so stopping the
+    stream never returned): an item wakes a waiting `aget` in the same loop turn as the cancel.
+    Python 3.11's `asyncio.wait_for` then returns the item and drops the cancellation."""
+
+    async def main() -> None:
+        slot: LatestSlot[str] = LatestSlot()
+        task = asyncio.create_task(slot.aget(0, timeout=5.0))
+        await asyncio.sleep(0)  # asleep on its waiter
+        slot.put("frame")  # wakes it through call_soon_threadsafe ...
+        task.cancel()  # ... and the cancel comes in the same turn
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await slot.aget(0, timeout=1.0) == (1, "frame")  # the slot is as it was
+        assert await slot.aget(1, timeout=0.05) is None and not slot._waiters
+
+    asyncio.run(main())

@@ -75,13 +75,16 @@ class LatestSlot(Generic[T]):
                 self._waiters.append((loop, fut))
             left = None if deadline is None else deadline - loop.time()
             try:
-                await asyncio.wait_for(fut, left)
-            except asyncio.TimeoutError:
-                return None
+                # not asyncio.wait_for: on Python 3.11 it returns instead of raising when a cancel
+                # and the wake-up land in the same loop turn, and a cancelled reader read on forever
+                done, _ = await asyncio.wait({fut}, timeout=left)
             finally:
+                fut.cancel()  # no-op once woken
                 with self._cond:
                     if (loop, fut) in self._waiters:
                         self._waiters.remove((loop, fut))
+            if not done:
+                return None
 
     def _wake(self) -> None:
         """Wake every sleeping `aget` on its own loop (call with the lock held)."""

@@ -133,6 +133,7 @@ class EncodedStream:
         self._start = time.monotonic()
         self._last_pts = -1
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dancenow-vp8")
 
     # --- subscribers -----------------------------------------------------------------------
@@ -157,6 +158,7 @@ class EncodedStream:
     # --- running ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="dancenow-encoder")
 
     @property
@@ -167,6 +169,7 @@ class EncodedStream:
         """End the encoder task and every subscriber's track (their senders finish)."""
         for track in list(self.subscribers):
             track.stop()
+        self._stopping = True  # and the loop ends at its next turn even if a cancel were lost
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -177,7 +180,7 @@ class EncodedStream:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         after, image, sent = 0, None, 0.0
-        while not self.slot.closed:
+        while not self.slot.closed and not self._stopping:
             got = await self.slot.aget(after, timeout=0.2)
             if got is not None:
                 after, live = got
