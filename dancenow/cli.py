@@ -88,7 +88,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
     elif a.what == "budgets":
         from dancenow.realtime.bench import budgets as b
 
-        _print_result(b.run(a.widths, rounds=a.rounds or 3), a.json, b.format_table)
+        _print_result(b.run(a.widths, rounds=a.rounds or b.ROUNDS), a.json, b.format_table)
     elif a.what == "soak":
         from dancenow.realtime.bench import soak as b
 

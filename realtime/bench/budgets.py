@@ -25,6 +25,7 @@ import numpy as np
 from dancenow.realtime.bench.common import host
 
 BUDGET_AVX2_MS = 20.0
+ROUNDS = 3  # interleaved rounds by default: one round can land in a slow spell of a shared host
 RUNS = (  # name, artifact, engine precision, ISA cap
     ("ort_int8", "int8.onnx", "ort-int8", None),
     ("openvino_bf16", "onnx", "bf16", None),
@@ -123,7 +124,7 @@ def _summary(runs: list[dict]) -> dict:
             "rounds_ms": [r["median_ms"] for r in ok]}
 
 
-def run(widths: tuple[int | tuple[int, int], ...] = (), rounds: int = 3) -> dict:
+def run(widths: tuple[int | tuple[int, int], ...] = (), rounds: int = ROUNDS) -> dict:
     """`widths`: extra v2 rows, each an ngf or an (ngf, residual blocks) pair. Every artifact is timed
     once per round, the rounds interleaved, so a slow spell of the host hits every row alike."""
     rows, artifacts = [], []

@@ -83,9 +83,9 @@ def _time(engines: dict, inputs: list, iterations: int, passes: int) -> dict:
     order = list(engines)
     for p in range(passes):
         n = iterations // passes + (1 if p < iterations % passes else 0)
+        if n == 0:
+            continue
         for key in order if p % 2 == 0 else order[::-1]:
-            if n == 0:
-                continue
             eng = engines[key]
             time.sleep(0.1)  # and two untimed calls: the previous block's worker threads stop spinning
             for a, b in inputs[:2]:

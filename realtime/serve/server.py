@@ -104,8 +104,8 @@ class Server:
     async def start(self) -> str:
         """Load the target, bind, and serve in the background on this loop. Returns the URL."""
         app = await self.create_app()
-        # at shutdown aiohttp waits for requests in flight (60 s by default): a bye stuck on a peer
-        # that will not close must not hold the whole server that long
+        # at shutdown aiohttp waits for requests in flight (60 s by default): one stuck request (a bye,
+        # in CI on 2 Dec) must not hold the whole server that long
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.cfg.close_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)

@@ -69,4 +69,3 @@ class ServerThread:
         self._thread.join(10)
         if not self.loop.is_running():
             self.loop.close()
-
