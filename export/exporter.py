@@ -31,6 +31,7 @@ from dancenow.errors import DanceNowError
 from dancenow.export.calibration import Samples, from_data, synthetic
 from dancenow.export.ort_int8 import cpu_session, quantize
 from dancenow.export.parity import parity, run_onnx
+from dancenow.export.phase_head import deploy_form
 from dancenow.files import sha256, write_atomic
 from dancenow.realtime.pose.renderer import RenderConfig
 from dancenow.training.checkpoint import build_face, build_generator, find_checkpoint, load_checkpoint
@@ -45,6 +46,9 @@ TRT_PRECISIONS = ("fp32", "fp16", "int8")
 FORMAT_ARTIFACTS = {"onnx": ("onnx", "fp32"), "ort-int8": ("onnx", "int8"), "openvino": ("openvino", "fp32"),
                     "openvino-int8": ("openvino", "int8")}
 SAMPLES = "samples.npz"
+# What this export-engine writes, by generation: 2 = v2's output stage as a PhaseHead (3 Dec 2026).
+# ensure_bundle rebuilds a cached bundle of an older form; bundles elsewhere load as they are.
+FORM = 2
 MIN_OPSET = 17
 GEN_IO = (("pose", "previous"), "frame")
 ALPHA = "alpha"  # an alpha generator's second output: 1x1xHxW in [0, 1], for other backgrounds live
@@ -111,7 +115,9 @@ class WithAlpha(torch.nn.Module):
 
 
 def exported(generator: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
-    """The module to export for `generator` and its output names."""
+    """The module to export for `generator` and its output names: a v2 generator in its exact
+    half-resolution-head form (export/phase_head.py), for every engine."""
+    generator = deploy_form(generator)
     if getattr(generator.config, "alpha", False):
         return WithAlpha(generator).eval(), [GEN_IO[1], ALPHA]
     return generator, [GEN_IO[1]]
@@ -353,7 +359,8 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
                 "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
                              "onnxslim": onnxslim.__version__, "openvino": openvino.__version__,
                              **({"nncf": _nncf_version()} if "openvino-int8" in cfg.formats else {})},
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.monotonic() - t0, 1)},
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.monotonic() - t0, 1),
+                "form": FORM},
     )
     path = write_manifest(out, manifest)
     _say(f"wrote {out} ({', '.join(sorted(artifacts))}) in {time.monotonic() - t0:.1f} s")
@@ -376,6 +383,8 @@ def stale_reason(checkpoint: Path, bundle_dir: Path, formats: tuple[str, ...] = 
         return f"{bundle_dir} is not usable ({e}): exporting it again"
     if manifest.export.get("checkpoint_sha256") != sha256(checkpoint):
         return f"{checkpoint.name} changed since {bundle_dir} was built: exporting it again"
+    if (manifest.export.get("form") or 1) < FORM:
+        return f"{bundle_dir} was written by an older export-engine (form {manifest.export.get('form') or 1} < {FORM}): exporting it again"
     have = {(e.get("kind"), e.get("precision")) for e in manifest.artifacts.values() if e.get("role") == "generator"}
     missing = [f for f in formats if f in FORMAT_ARTIFACTS and FORMAT_ARTIFACTS[f] not in have]
     if missing or SAMPLES not in manifest.artifacts:

@@ -81,8 +81,25 @@ def write_fp32(onnx_path: Path, out: Path, stem: str, role: str, io: tuple, size
     return _entries(stem, role, "fp32", **{k: v for k, v in report.items() if k == "parity_vs_torch"}), report
 
 
-def _convs(model: ov.Model) -> list[str]:
-    return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+def _edge_convs(model: ov.Model) -> list[str]:
+    """The first convolution and those that write the outputs (no convolution between them and a
+    Result), as `ort_int8.output_convs` finds them in the ONNX file."""
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+
+    def writes_output(op, seen: set) -> bool:
+        for out in op.outputs():
+            for target in out.get_target_inputs():
+                node = target.get_node()
+                if node.get_type_name() == "Result":
+                    return True
+                if node.get_type_name() != "Convolution" and id(node) not in seen:
+                    seen.add(id(node))
+                    if writes_output(node, seen):
+                        return True
+        return False
+
+    names = [op.get_friendly_name() for op in convs if writes_output(op, set())]
+    return list(dict.fromkeys([convs[0].get_friendly_name(), *names])) if convs else []
 
 
 def write_int8(fp32_xml: Path, out: Path, stem: str, role: str, calib: list[dict[str, np.ndarray]],
@@ -94,10 +111,10 @@ def write_int8(fp32_xml: Path, out: Path, stem: str, role: str, calib: list[dict
 
     nncf.set_log_level(logging.ERROR)
     model = read(fp32_xml, fp32_xml.with_suffix(".bin"))
-    convs = _convs(model)
+    edges = _edge_convs(model)
     strategies = [("all convolutions", None)]
-    if len(convs) >= 2:  # the first and last 7x7 convolutions see 3-6 channels at full resolution
-        strategies.append(("first/last conv fp32", nncf.IgnoredScope(names=[convs[0], convs[-1]])))
+    if len(edges) >= 2:  # they see or write 3-6 channels at full resolution
+        strategies.append(("first/last conv fp32", nncf.IgnoredScope(names=edges)))
     attempts, best = [], None
     tmp = out / f".{stem}.tmp.xml"
     for label, scope in strategies:

@@ -36,18 +36,41 @@ def conv_nodes(model: onnx.ModelProto) -> list[tuple[str, list[int]]]:
     return [(n.name, shapes.get(n.output[0], [])) for n in model.graph.node if n.op_type == "Conv"]
 
 
+def output_convs(model: onnx.ModelProto) -> list[str]:
+    """The convolutions that write the outputs: those with no other convolution between them and a
+    graph output (v1's last 7x7; v2's head and the two that recompute its ring, export/phase_head.py)."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in model.graph.output}
+
+    def reaches_output(tensors: list[str], seen: set[str]) -> bool:
+        for t in tensors:
+            if t in outputs:
+                return True
+            for n in consumers.get(t, []):
+                if n.op_type != "Conv" and n.name not in seen:
+                    seen.add(n.name)
+                    if reaches_output(list(n.output), seen):
+                        return True
+        return False
+
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and reaches_output(list(n.output), set())]
+
+
 def int8_strategies(model: onnx.ModelProto) -> list[tuple[str, list[str]]]:
     """Which convolutions stay fp32, tried in order until INT8 parity holds.
 
-    The first and last 7x7 convolutions see 3-6 channels at full resolution: they are the most
-    sensitive to quantization and, with so few channels, not faster in INT8 either.
+    The first convolution and those that write the output see 3-6 channels (or write them): they are
+    the most sensitive to quantization and, with so few channels, not faster in INT8 either.
     """
     convs = conv_nodes(model)
     names = [n for n, _ in convs]
     if not names:
         return [("all", [])]
     full = max((s[2] * s[3] for _, s in convs if len(s) == 4), default=0)
-    edges = sorted({names[0], names[-1]})
+    edges = sorted({names[0], *output_convs(model)})
     full_res = sorted({n for n, s in convs if len(s) == 4 and s[2] * s[3] == full} | set(edges))
     half = sorted(set(full_res) | {n for n, s in convs if len(s) == 4 and s[2] * s[3] * 4 >= full})
     out = [("first/last conv fp32", edges), ("full-resolution convs fp32", full_res), ("full and half resolution convs fp32", half)]

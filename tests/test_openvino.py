@@ -129,6 +129,13 @@ def test_cached_bundle_without_ir_is_rebuilt_by_ensure_bundle(demo_bundle, tmp_p
     assert stale_reason(assets.DEMO_CHECKPOINT, demo_bundle) is None
     reason = stale_reason(assets.DEMO_CHECKPOINT, make_old(demo_bundle, tmp_path))
     assert "built without openvino, openvino-int8" in reason
+    # a bundle written before v2's head got its inference form (export/phase_head.py) is rebuilt too
+    b = tmp_path / "form1"
+    shutil.copytree(demo_bundle, b)
+    m = read_manifest(b, verify=False)
+    m.export.pop("form")
+    write_manifest(b, m)
+    assert "older export-engine (form 1 < 2)" in stale_reason(assets.DEMO_CHECKPOINT, b)
 
 
 # --- auto: picks, remembers, measures again ----------------------------------------------------
