@@ -44,7 +44,7 @@ from dancenow.realtime.live import pixelstamp
 from dancenow.realtime.live.slot import LatestSlot
 from dancenow.realtime.serve.encoder import EncodedStream
 from dancenow.realtime.serve.http import WEB_DIR
-from dancenow.realtime.serve.publish_whip import WhipPublisher
+from dancenow.realtime.serve.publish_whip import WhipPublisher, until_set
 from dancenow.realtime.serve.server import ServeConfig
 from dancenow.realtime.serve.thread import ServerThread
 
@@ -130,6 +130,26 @@ def _subscribe(browser, url: str):
 def _grab(page) -> np.ndarray:
     png = np.frombuffer(base64.b64decode(page.evaluate("() => window.grab()").split(",", 1)[1]), np.uint8)
     return cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_a_stop_landing_as_the_whip_connection_comes_up_is_kept() -> None:
+    """The connect wait must not swallow a stop: the cancel and the "connected" event in one loop
+    turn (Python 3.11's asyncio.wait_for returned True there and the publisher went live)."""
+
+    async def main() -> None:
+        connected = asyncio.Event()
+        task = asyncio.create_task(until_set(connected, 5.0))
+        await asyncio.sleep(0)
+        connected.set()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        late = asyncio.Event()
+        assert await until_set(late, 0.05) is False  # a timeout is an answer, not an exception
+        late.set()
+        assert await until_set(late, 0.05) is True
+
+    asyncio.run(main())
 
 
 def test_a_wrong_whip_token_is_a_clear_error_and_retried(sfu: tuple[Janus, WhipServer]) -> None:

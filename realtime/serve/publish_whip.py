@@ -29,6 +29,18 @@ from dancenow.realtime.serve.rtc import send_packets
 log = logging.getLogger(__name__)
 
 
+async def until_set(event: asyncio.Event, timeout: float) -> bool:
+    """Whether `event` was set within `timeout` s. asyncio.wait, not wait_for: on Python 3.11
+    wait_for returns instead of raising when our cancel (a stop) lands in the same loop turn as the
+    event (the encoder's hang of 3 Dec was that race), and the publisher would go on publishing."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+    return event.is_set()
+
+
 class WhipError(Exception):
     """The WHIP server refused or failed the session: the message says why and what to do."""
 
@@ -143,7 +155,9 @@ class WhipPublisher:
         if not body.startswith("v=0"):
             raise WhipError("the WHIP server's answer is not an SDP (it does not start with v=0)")
         await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
-        await asyncio.wait_for(self._connected.wait(), self.request_timeout)
+        if not await until_set(self._connected, self.request_timeout):
+            raise WhipError(f"the WebRTC connection to the WHIP server did not come up within {self.request_timeout:g} s "
+                            "(ICE or DTLS)")
         if pc.connectionState != "connected":
             raise WhipError(f"the WebRTC connection to the WHIP server {pc.connectionState} (ICE or DTLS)")
         self.backoff.reset()
