@@ -43,7 +43,7 @@ def is_v2_head(model: nn.Sequential) -> bool:
         return False
     up, conv = model[-2], model[-1]
     return (isinstance(up, nn.Upsample) and up.mode == "bilinear" and not up.align_corners
-            and float(up.scale_factor) == 2.0 and isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3)
+            and up.scale_factor in (2, 2.0, (2, 2), (2.0, 2.0)) and isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3)
             and conv.stride == (1, 1) and conv.padding == (1, 1) and conv.padding_mode == "reflect" and conv.groups == 1)
 
 
