@@ -106,7 +106,9 @@ def output_layer(c: GeneratorConfig, channels: int) -> list[nn.Module]:
 
     With `fold` the trunk ends at half resolution: one bilinear upsampling and a 3x3 convolution
     to the few output channels (cheap at full resolution). A pixel-shuffle head was tried first: its
-    four sub-pixel filters drifted apart under the GAN and left 2x2 colour speckle on faces."""
+    four sub-pixel filters drifted apart under the GAN and left 2x2 colour speckle on faces. (Export
+    runs this layer's exact function as a half-resolution convolution and a pixel shuffle, its four
+    filters tied by the bilinear weights: export/phase_head.py.)"""
     out = c.out_channels + (1 if c.alpha else 0)
     if c.fold:
         return [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
