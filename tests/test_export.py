@@ -343,6 +343,23 @@ def test_demo_checkpoint_round_trip(tmp_path):
 
 # --- bench engines (figures are for the bench command; here: it runs and reports every row) ------
 
+def test_bench_engines_judges_the_openvino_bars_on_rows_that_hold_parity():
+    from dancenow.realtime.bench.engines import targets
+
+    def row(backend, precision, threads, vs, psnr=45.0, **kw):
+        return {"backend": backend, "precision": precision, "threads": threads, "vs_ort_int8": vs, "psnr_db": psnr, **kw}
+
+    rows = [row("onnxruntime", "int8", 1, 1.0), row("openvino", "int8", 1, 1.9), row("openvino", "bf16", 1, 3.0, psnr=35.0),
+            row("auto", "int8", 1, 1.8, choice={"backend": "openvino"}),
+            row("onnxruntime", "int8", 2, 1.0), row("openvino", "int8", 2, 2.6), row("auto", "int8", 2, 0.9, choice={"backend": "onnxruntime"})]
+    got = {(t["threads"], t["target"].split()[0]): t for t in targets(rows, bf16_host=True)}
+    # the bf16 row is faster but below its 40 dB gate: not counted
+    assert (got[1, "best"]["row"], got[1, "best"]["value"], got[1, "best"]["ok"]) == ("openvino int8", 1.9, False)
+    assert (got[2, "best"]["value"], got[2, "best"]["ok"]) == (2.6, True)
+    assert got[1, "auto"]["ok"] is True and got[2, "auto"]["ok"] is False
+    assert all(t["ok"] is None for t in targets(rows, bf16_host=False) if t["target"].startswith("best"))
+
+
 def test_bench_engines_reports_each_backend_against_eager(bundle, capsys, tmp_path, monkeypatch):
     from dancenow.engines import choice
     from dancenow.realtime.bench import engines as bench
@@ -362,6 +379,11 @@ def test_bench_engines_reports_each_backend_against_eager(bundle, capsys, tmp_pa
     assert "tensorrt" in r["skipped"]
     table = bench.format_table(r)
     assert "x eager" in table and "onnxruntime" in table
+    best = next(t for t in r["targets"] if t["target"].startswith("best OpenVINO"))
+    openvino = [row for row in r["rows"] if "openvino" in (row["backend"], (row.get("choice") or {}).get("backend"))
+                and row["psnr_db"] >= bench.MIN_PSNR.get(row["precision"], 30)]
+    assert best["threads"] == 1 and best["value"] == max(row["vs_ort_int8"] for row in openvino)
+    assert "target 1 thread: best OpenVINO row >= 2.5x ONNX Runtime INT8 (hosts with bf16): " in table
     assert cli.main(["bench", "engines", "--target", str(bundle), "--frames", "0", "--json"]) == 2
     assert "--frames must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
