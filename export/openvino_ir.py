@@ -92,8 +92,8 @@ def _edge_convs(model: ov.Model) -> list[str]:
                 node = target.get_node()
                 if node.get_type_name() == "Result":
                     return True
-                if node.get_type_name() != "Convolution" and id(node) not in seen:
-                    seen.add(id(node))
+                if node.get_type_name() != "Convolution" and node.get_name() not in seen:
+                    seen.add(node.get_name())  # unique per node; id() is of a Python wrapper, which may be new each time
                     if writes_output(node, seen):
                         return True
         return False
