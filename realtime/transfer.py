@@ -21,7 +21,8 @@ from dancenow.realtime.live.compositor import compose
 from dancenow.realtime.live.target import Target
 from dancenow.realtime.media.reader import iter_frames, open_video, video_info
 from dancenow.realtime.media.writer import VideoWriter
-from dancenow.realtime.pose.normalize import Normalizer, fit_stats
+from dancenow.realtime.pose.normalize import PoseStats, fit_stats
+from dancenow.realtime.pose.placement import FULL, Placement
 from dancenow.realtime.pose.pose import Pose, save_track
 from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.realtime.pose_video import track_video
@@ -68,7 +69,8 @@ def transfer(source: str | Path, bundle: str | Path | Target, out: str | Path, c
 
     raw, _, rate = track_video(source, config.holistic, face_mesh=target.render.face_lines)  # as live
     poses = smooth_track(raw, config.smooth_window)
-    normalizer = Normalizer(fit_stats(poses), target.pose_stats)
+    placement = Placement(target.pose_stats, performer=_performer_stats(poses))
+    views: dict[str, int] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_track(raw, out.with_suffix(".poses.jsonl"))
 
@@ -85,7 +87,8 @@ def transfer(source: str | Path, bundle: str | Path | Target, out: str | Path, c
         try:
             for f in tqdm(iter_frames(source, max_frames=len(poses)), total=len(poses), desc="generating",
                           unit="frame"):
-                pose = normalizer.apply(poses[f.index])
+                pose = placement.apply(poses[f.index], f.index / float(rate))
+                views[placement.view] = views.get(placement.view, 0) + 1
                 label = render_label_map(pose, (h, w), target.render)
                 generated = target.generate(label, previous)
                 previous = generated
@@ -102,9 +105,23 @@ def transfer(source: str | Path, bundle: str | Path | Target, out: str | Path, c
         i = writer.frames
         writer.close()
     log.info("wrote %s (%d frames at %s fps)", out, i, rate)
+    partial = sum(n for v, n in views.items() if v != FULL)
+    if partial:
+        log.info("the performer's body was cut off in %d of %d frames (%s): what the camera did not show is "
+                 "%s's own stance", partial, i, ", ".join(f"{v} {n}" for v, n in sorted(views.items())), target.name)
     if config.strip:
         write_strip(rows, config.strip)
     return out
+
+
+def _performer_stats(poses: list[Pose]) -> PoseStats | None:
+    """The performer's full-body statistics, or None for footage that rarely shows the feet (it is
+    then placed by the upper body, and the target lends the legs)."""
+    try:
+        return fit_stats(poses)
+    except DanceNowError as e:
+        log.info("%s; placing the performer by the upper body instead", str(e).split(":")[0])
+        return None
 
 
 def write_strip(rows: list[np.ndarray], path: str | Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -192,7 +193,8 @@ def test_online_stats_converge_to_the_window_fit():
         online.update(p)
         if i % 100 == 99:
             s = online.stats()
-            assert s == fit_stats(poses[max(0, i - 299): i + 1])  # exactly the window's fit
+            # exactly the window's fit (a performer's live statistics carry no typical stance)
+            assert s == replace(fit_stats(poses[max(0, i - 299): i + 1]), rest=None)
             errors.append(abs(s.height_close - whole.height_close) / whole.height_close)
     assert errors[-1] < 0.05 and max(errors[3:]) < 0.05
     online.update(Pose(np.ones((sk.NUM_POINTS, 2)), np.zeros(sk.NUM_POINTS), (10, 10)))  # nobody: ignored

@@ -34,7 +34,8 @@ from dancenow.realtime.live.sources import CapturedFrame, Source
 from dancenow.realtime.live.target import Target
 from dancenow.realtime.live.telemetry import Calibration, Ewma, PipelineStats, Telemetry
 from dancenow.realtime.pose.filter import OneEuroConfig, PoseFilter
-from dancenow.realtime.pose.normalize import Normalizer, OnlineStats, PoseStats, fit_into
+from dancenow.realtime.pose.normalize import PoseStats, fit_into
+from dancenow.realtime.pose.placement import Placement, PlacementConfig
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import render_label_map
 from dancenow.realtime.pose.tracker import TrackerConfig
@@ -56,7 +57,8 @@ class PipelineConfig:
     tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(threads=1, landmarks="auto"))
     filter: OneEuroConfig = field(default_factory=OneEuroConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
-    calibration_window: int = 600  # frames of live calibration (about 20 s at 30 fps)
+    # how partial views are placed and completed; its window is the live calibration's (about 20 s)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     face: bool = True  # run the engine's face pass when the bundle has one
     # behind the person (alpha generators): "plate" (the target's own room), a key colour
     # ("green", "blue", "black", "white") for OBS, or an image file. Shown only: the generator is
@@ -97,9 +99,9 @@ class Pipeline:
         self.finished = threading.Event()  # a finite source ended and its last frame was output
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        self._online = OnlineStats(window=self.config.calibration_window)
         self._source_changed = True
-        self._live_calibrated = False
+        self._forget_file = False  # recalibrate(): the pose worker drops the file's statistics too
+        self._calibration = Calibration("gathering", 0, self.config.placement.min_frames)
         self._pose_done = False
         self._previous: np.ndarray | None = None
         self._frames_in = 0
@@ -183,7 +185,7 @@ class Pipeline:
         """Forget the performer's statistics (file or live) and gather them afresh from now on."""
         with self._lock:
             self._file_stats = None
-            self._online.reset()
+            self._forget_file = True
 
     def set_source(self, source: Source) -> None:
         """Switch the performer's source live (e.g. to a browser's camera and back)."""
@@ -210,11 +212,20 @@ class Pipeline:
     # --- status ------------------------------------------------------------------------------
 
     def calibration_state(self) -> Calibration:
-        if self._file_stats is not None:
-            return Calibration("file", self._file_stats.frames, path=str(self.config.calibration))
-        # read what the pose worker published (OnlineStats is not thread-safe)
-        return Calibration("live" if self._live_calibrated else "gathering", self._online.frames,
-                           self._online.config.min_frames)
+        """What the pose worker last published (its Placement is not thread-safe)."""
+        return self._calibration
+
+    def _publish_calibration(self, placement: Placement | None) -> None:
+        if placement is None:
+            return
+        view, message = placement.view, placement.message()
+        if placement.file_stats is not None:
+            self._calibration = Calibration("file", placement.file_stats.frames, path=str(self.config.calibration),
+                                            view=view, message=message)
+            return
+        frames = max(placement.online.frames, placement.upper.frames)
+        self._calibration = Calibration("live" if placement.calibrated else "gathering", frames,
+                                        placement.config.min_frames, view=view, message=message)
 
     def stats(self) -> PipelineStats:
         """fps, latency percentiles per stage and in total (ms), frame counts, what runs."""
@@ -256,20 +267,24 @@ class Pipeline:
         after = 0
         target_id = -1
         target = self._target
-        normalizer: Normalizer | None = None
-        norm_key = None
+        placement: Placement | None = None
         source = self._source
         try:
             while not stop.is_set():
                 with self._lock:
+                    if target_id != self._target_id:
+                        target, target_id = self._target, self._target_id
+                        placement = self._make_placement(target, placement)
+                        presence.stance = placement.stance if placement is not None else None
                     if self._source_changed:
                         source, self._source_changed = self._source, False
                         after = source.frames.seq if not source.lossless else 0
                         flt.reset()
-                        if self._file_stats is None:
-                            self._online.reset()
-                    if target_id != self._target_id:
-                        target, target_id, norm_key = self._target, self._target_id, None
+                        if placement is not None:
+                            placement.forget_performer()
+                    if self._forget_file and placement is not None:
+                        placement.forget_performer(keep_file=False)
+                        self._forget_file = False
                 if not source.lossless:
                     self._wait_for_generator(stop)
                 got = source.frames.get(after, timeout=0.1)
@@ -289,20 +304,12 @@ class Pipeline:
                     tracker.face_mesh = target.render.face_lines  # what this target's label maps draw
                     pose = flt.apply(tracker.track(cf.image, cf.clock))
                 stamps["track"] = time.monotonic()
-                size, target_stats = target.resolution, target.pose_stats
-                if pose.detected and not pose.extras.get("held"):
-                    self._online.update(pose)
-                src_stats = self._file_stats or self._online.stats()
-                self._live_calibrated = src_stats is not None
-                if target_stats is not None and src_stats is not None:
-                    if norm_key is None:
-                        presence.soften(cf.clock)  # calibrated from now on: glide, do not jump
-                    if norm_key != (id(src_stats), id(target_stats)):
-                        normalizer, norm_key = Normalizer(src_stats, target_stats), (id(src_stats), id(target_stats))
-                    placed = normalizer.apply(pose)
-                else:
-                    placed = fit_into(pose, target_stats.frame_size if target_stats else size)
-                    norm_key = None
+                size = target.resolution
+                if placement is not None:
+                    placed = placement.apply(pose, cf.clock)
+                    self._publish_calibration(placement)
+                else:  # a bundle without the target's statistics: the frame fitted as it is
+                    placed = fit_into(pose, size)
                 if pose.extras.get("held"):
                     placed.extras["held"] = True
                 drawn, state = presence.apply(placed, cf.clock)
@@ -317,6 +324,16 @@ class Pipeline:
         finally:
             if tracker is not None:
                 tracker.close()
+
+    def _make_placement(self, target: Target, old: Placement | None) -> Placement | None:
+        """The placement for `target` (None for a bundle without pose statistics); the performer's
+        statistics gathered so far carry over a target switch."""
+        if target.pose_stats is None:
+            return None
+        placement = Placement(target.pose_stats, self.config.placement, self._file_stats)
+        if old is not None:
+            placement.online, placement.upper, placement.views = old.online, old.upper, old.views
+        return placement
 
     def _wait_for_generator(self, stop: threading.Event, margin: float = 0.004) -> None:
         """Do not track a frame the generator cannot take yet (it would be dropped: wasted CPU on

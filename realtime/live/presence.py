@@ -1,7 +1,8 @@
 """What the target does when the performer leaves and comes back.
 
-Lost: hold the last pose for `hold_seconds`, then ease it over `ease_seconds` to a rest pose (the
-running mean of the poses shown so far: the performer's usual stance mapped onto the target).
+Lost: hold the last pose for `hold_seconds`, then ease it over `ease_seconds` to a rest pose: the
+target's own stance, breathing (`stance.py`), or for a target without one the running mean of the
+poses shown so far. Nobody in view from the start: the rest pose at once, never a blank label map.
 Back: blend from what was on screen to the live pose over `return_seconds`, so nothing jumps.
 Poses here are already in the target's frame (after normalization).
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dancenow.realtime.pose.pose import Pose
+from dancenow.realtime.pose.stance import Stance
 
 LIVE, HOLD, REST, RETURN = "live", "hold", "rest", "return"
 
@@ -43,8 +45,9 @@ def blend(a: Pose, b: Pose, w: float, min_confidence: float = 0.3) -> Pose:
 class Presence:
     """Turns a stream of target-frame poses (some missing) into the poses to draw, and a state."""
 
-    def __init__(self, config: PresenceConfig | None = None) -> None:
+    def __init__(self, config: PresenceConfig | None = None, stance: Stance | None = None) -> None:
         self.config = config or PresenceConfig()
+        self.stance = stance  # the target's own (set again on a target switch)
         self.reset()
 
     def reset(self) -> None:
@@ -59,14 +62,9 @@ class Presence:
         self._return_at = 0.0
         self._last_t: float | None = None
 
-    def soften(self, t: float) -> None:
-        """The mapping of poses changed (e.g. live calibration just landed): blend into the new
-        placement over `return_seconds` instead of jumping."""
-        if self._shown is not None and self.state in (LIVE, RETURN):
-            self.state, self._from, self._return_at = RETURN, self._shown, t
-            self._mean_pts = None  # the rest pose was in the old placement
-
-    def rest_pose(self) -> Pose | None:
+    def rest_pose(self, t: float = 0.0) -> Pose | None:
+        if self.stance is not None:
+            return self.stance.at(t)
         if self._mean_pts is None or self._mean_size is None:
             return None
         return Pose(self._mean_pts.copy(), self._mean_conf.copy(), self._mean_size, detected=True)
@@ -102,13 +100,16 @@ class Presence:
             if self._last_live is None:
                 self._last_t = t
                 self.state = REST
-                rest = self.rest_pose()
-                return (rest if rest is not None else pose), REST
+                rest = self.rest_pose(t)
+                if rest is None:
+                    return pose, REST
+                self._shown = rest.copy(timestamp=pose.timestamp)  # a performer who appears glides in from it
+                return self._shown, REST
             if self._lost_at is None:
                 self._lost_at = t
                 self._hold_from = self._shown if self._shown is not None else self._last_live
             lost_for = t - self._lost_at
-            rest = self.rest_pose()
+            rest = self.rest_pose(t)
             if lost_for <= c.hold_seconds or rest is None:
                 self.state, shown = HOLD, self._hold_from
             else:

@@ -35,6 +35,8 @@ class Calibration:
     frames: int
     needed: int | None = None  # frames still needed before live statistics exist
     path: str | None = None
+    view: str | None = None  # what the camera shows: head, waist, knees, full (None: nobody yet)
+    message: str = ""  # what that means for the performer, and what to do for full-body control
 
 
 @dataclass(frozen=True)

@@ -106,9 +106,20 @@ def _angles(t: float) -> dict[str, float]:
                 lean=lean, head_roll=head_roll, z=z)
 
 
+# A relaxed standing pose in the dance's degrees of freedom: arms down, feet a little apart.
+NEUTRAL: dict[str, float] = dict(l_sh=0.22, r_sh=0.22, l_el=0.2, r_el=0.2, knee=0.0, stance=0.07, x=0.0, yaw=0.0,
+                                 lean=0.0, head_roll=0.0, z=0.0)
+
+
 def pose_at(t: float, frame_size: tuple[int, int] = (256, 192)) -> Pose:
     """The dance's pose at time `t` seconds (looping every PERIOD), in pixels of `frame_size` (h, w)."""
-    a = _angles(t)
+    pose = pose_from_angles(_angles(t), frame_size)
+    pose.timestamp = float(t)
+    return pose
+
+
+def pose_from_angles(a: dict[str, float], frame_size: tuple[int, int]) -> Pose:
+    """The skeleton posed by the degrees of freedom `a` (see `_angles`), in pixels of `frame_size`."""
     h, w = frame_size
     pts = np.zeros((sk.NUM_POINTS, 2))
     conf = np.zeros(sk.NUM_POINTS)
@@ -171,7 +182,7 @@ def pose_at(t: float, frame_size: tuple[int, int] = (256, 192)) -> Pose:
     scale = _BODY_FRAC * h * (1.0 + 0.12 * a["z"])
     ground = h * (_GROUND_FRAC + 0.035 * a["z"])
     pts = pts * scale + np.array([w / 2, ground])
-    pose = Pose(pts, conf, (h, w), timestamp=float(t))
+    pose = Pose(pts, conf, (h, w))
     pose.extras["yaw"] = head_yaw
     pose.extras["torso_yaw"] = a["yaw"]
     return pose

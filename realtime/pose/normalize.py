@@ -32,6 +32,7 @@ import numpy as np
 from dancenow.errors import DanceNowError
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
+from dancenow.realtime.pose.stance import typical_stance
 from dancenow.schema import parse, read_json
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class PoseStats:
     frames: int  # full-body frames the statistics came from
     mode: str = TWO_POSITION  # or ONE_SCALE when the ankle range was too small
     note: str = ""
+    # the 33 body points of the video's most typical full-body pose (`stance.typical_stance`):
+    # what a target shows of itself where a performer shows nothing; None in files made before
+    rest: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
@@ -78,6 +82,7 @@ class PoseStats:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["frame_size"] = list(self.frame_size)
+        d["rest"] = [list(p) for p in self.rest] if self.rest is not None else None
         return d
 
     @classmethod
@@ -108,6 +113,10 @@ class PoseStats:
                 problem = f"{name} {getattr(self, name):g} is more than {limit:g} px off a {h}x{w} frame"
         if problem is None and self.frames < 0:
             problem = f"frames {self.frames} must not be negative"
+        if problem is None and self.rest is not None and len(self.rest) != sk.NUM_BODY:
+            problem = f"rest has {len(self.rest)} points, not the body's {sk.NUM_BODY}"
+        if problem is None and self.rest is not None and np.abs(np.asarray(self.rest)).max() > limit:
+            problem = f"rest has a point more than {limit:g} px off a {h}x{w} frame"
         if problem is None and self.two_position and self.ankle_close - self.ankle_far < 1.0:
             problem = (f"ankle_close {self.ankle_close:g} must lie at least 1 px below ankle_far {self.ankle_far:g} "
                        f"in {TWO_POSITION} mode (or the mode must be {ONE_SCALE})")
@@ -192,6 +201,8 @@ def fit_stats(poses, config: NormalizeConfig | None = None) -> PoseStats:
     frame_size = next((p.frame_size for p in poses if p.detected), poses[0].frame_size if poses else (0, 0))
     stats = _fit(np.array([m.ankle for m in ms]), np.array([m.height for m in ms]),
                  np.array([m.hip_x for m in ms]), frame_size, config)
+    rest = typical_stance(poses)
+    stats.rest = tuple(rest) if rest is not None else None
     if not stats.two_position:
         log.warning("pose statistics: %s", stats.note)
     return stats
@@ -224,19 +235,24 @@ class Normalizer:
         s_far, s_close = t.height_far / s.height_far, t.height_close / s.height_close
         return p, s_far + q * (s_close - s_far), t.ankle_far + p * (t.ankle_close - t.ankle_far)
 
-    def apply(self, pose: Pose) -> Pose:
-        """`pose` in the target's frame (frame_size = the target's); a missing pose stays missing."""
-        if not pose.detected:
-            return Pose.missing(self.target.frame_size, pose.timestamp)
-        if pose.frame_size != self.source.frame_size:
-            pose = pose.resized(self.source.frame_size)
+    def transform(self, pose: Pose) -> tuple[float, np.ndarray, float]:
+        """(scale, offset, p) that map `pose` (in the source's frame size) into the target's."""
         anchor = _anchor_y(pose, self.config.visibility)
         anchor = self._last_anchor if anchor is None else anchor
         self._last_anchor = anchor
         p, scale, target_y = self.scale_at(anchor)
         src = np.array([self.source.x_center, anchor], np.float32)
         dst = np.array([self.target.x_center, target_y], np.float32)
-        out = pose.transformed(scale, tuple(dst - src * scale), self.target.frame_size)
+        return scale, dst - src * scale, p
+
+    def apply(self, pose: Pose) -> Pose:
+        """`pose` in the target's frame (frame_size = the target's); a missing pose stays missing."""
+        if not pose.detected:
+            return Pose.missing(self.target.frame_size, pose.timestamp)
+        if pose.frame_size != self.source.frame_size:
+            pose = pose.resized(self.source.frame_size)
+        scale, offset, p = self.transform(pose)
+        out = pose.transformed(scale, tuple(offset), self.target.frame_size)
         out.extras.update(norm_p=p, norm_scale=scale)
         return out
 

@@ -8,33 +8,12 @@ footage is absent (never stored in the repository).
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import pytest
 
 from footage import DANCER_A
-
-
-def make_y4m(clip: Path, out: Path, fps: int = 15, width: int = 320, seconds: float = 10.0) -> Path:
-    """A Y4M camera file (C420, whole-number fps) from a real clip; Chromium loops it."""
-    with av.open(str(clip)) as src:
-        vs = src.streams.video[0]
-        height = round(vs.height * width / vs.width / 2) * 2
-        with av.open(str(out), "w", format="yuv4mpegpipe") as dst:
-            st = dst.add_stream("wrapped_avframe", rate=fps)
-            st.width, st.height, st.pix_fmt = width, height, "yuv420p"
-            for i, frame in enumerate(src.decode(vs)):
-                if i >= seconds * fps:
-                    break
-                f = frame.reformat(width, height, "yuv420p")
-                f.pts, f.time_base = i, Fraction(1, fps)
-                for packet in st.encode(f):
-                    dst.mux(packet)
-            for packet in st.encode(None):
-                dst.mux(packet)
-    return out
+from partial_clips import make_y4m
 
 
 @pytest.fixture(scope="session")

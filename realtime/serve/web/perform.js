@@ -33,6 +33,18 @@ async function offerBackgrounds(token) {
   document.getElementById('behind').hidden = false;
 }
 
+// What the camera shows of the performer (head and shoulders, head to waist, head to knees, whole
+// body), what the target lends, and how to take full control: the server's calibration says.
+async function showWhatIsSeen() {
+  const seen = document.getElementById('seen');
+  try {
+    const { calibration } = await (await fetch('/api/status')).json();
+    seen.textContent = calibration && calibration.message ? calibration.message : '';
+    seen.dataset.view = (calibration && calibration.view) || '';
+    seen.dataset.calibration = (calibration && calibration.state) || '';
+  } catch { /* the server is restarting: keep the last words */ }
+}
+
 async function start(token) {
   form.hidden = true;
   let stream;
@@ -58,6 +70,7 @@ async function start(token) {
   });
   showStats(document.getElementById('stats'), stats);
   link.connect();
+  setInterval(showWhatIsSeen, 1000);
   offerBackgrounds(token).catch((err) => { state.textContent = `backgrounds: ${err.message}`; });
 }
 
