@@ -16,13 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# Debian's Chromium for the browser tests and iproute2 for the loopback-only namespace (root only;
-# elsewhere the browser tests skip and say why).
+# Debian's Chromium for the browser tests, iproute2 for the loopback-only namespace, PipeWire and
+# GStreamer for the virtual camera's test (root only; elsewhere those tests skip and say why).
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1 || ! command -v wireplumber >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium iproute2; \
-	  else echo "note: chromium or iproute2 missing and not root: browser tests will be skipped"; fi; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium iproute2 dbus pipewire \
+	      pipewire-bin wireplumber gstreamer1.0-pipewire gstreamer1.0-tools gstreamer1.0-plugins-base; \
+	  else echo "note: chromium, iproute2 or pipewire missing and not root: their tests will be skipped"; fi; \
 	fi
 
 # The built-in performer on the built-in demo target: open http://127.0.0.1:8080

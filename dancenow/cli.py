@@ -152,7 +152,27 @@ def cmd_run(a: argparse.Namespace) -> None:
     from dancenow.realtime.run import run
 
     run(a.source, _default_bundle(a.target), out=a.out, window=a.window, layout=a.layout,
-        backend=a.backend, seconds=a.seconds, calibration=a.calibration, background=a.background)
+        backend=a.backend, seconds=a.seconds, calibration=a.calibration, background=a.background,
+        virtual_camera=_virtual_camera(a))
+
+
+def _virtual_camera(a: argparse.Namespace):
+    """The --virtual-camera options as a config (None when not asked for); checked before any work."""
+    if a.virtual_camera is None:
+        return None
+    from dancenow.realtime.live.virtualcam import VirtualCameraConfig
+
+    return VirtualCameraConfig(backend=a.virtual_camera, name=a.camera_name, framing=a.framing)
+
+
+def add_virtual_camera_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--virtual-camera", nargs="?", const="auto", default=None,
+                   choices=("auto", "pipewire", "pyvirtualcam"),
+                   help="also offer the target as a camera for Zoom, Meet, Teams, OBS or a browser: PipeWire on "
+                        "Linux (auto), or pyvirtualcam (v4l2loopback; OBS's virtual camera on Windows and macOS)")
+    s.add_argument("--framing", choices=("full", "call"), default="full",
+                   help="the virtual camera's picture: the full body, or head and torso at 16:9 for a call tile")
+    s.add_argument("--camera-name", default="dancenow", help="the PipeWire camera node's name (default dancenow)")
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
@@ -168,7 +188,8 @@ def cmd_serve(a: argparse.Namespace) -> None:
     # checked before the target is built: a bad --publish URL or --bitrate fails at once
     cfg = ServeConfig(target=None, source=a.source, host=a.host, port=a.port, backend=a.backend, layout=a.layout,
                       background=a.background, token=a.token, max_peers=a.max_peers, bitrate=parse_bitrate(a.bitrate),
-                      publish=tuple(a.publish or ()), publish_token=a.publish_token, stamp=a.stamp)
+                      publish=tuple(a.publish or ()), publish_token=a.publish_token, stamp=a.stamp,
+                      virtual_camera=_virtual_camera(a))
     cfg.target = _default_bundle(a.target)
     serve(cfg)
 
@@ -283,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=None, help="stop after this long")
     s.add_argument("--calibration", default=None, help="performer statistics from `dancenow calibrate`")
     s.add_argument("--background", default="plate", help=BACKGROUND_HELP)
+    add_virtual_camera_args(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("calibrate", help="record the performer's body statistics to a file")
@@ -308,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--publish-token", default=None, help="bearer token for the WHIP endpoint")
     s.add_argument("--stamp", action=argparse.BooleanOptionalAction, default=None, help="paint the latency stamp "
                    "(black and white blocks) into the top of the frames (default: on, off when publishing)")
+    add_virtual_camera_args(s)
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="live webcam demo in a window: performer | pose | target")

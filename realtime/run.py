@@ -14,6 +14,7 @@ from dancenow.realtime.live.show import RECORD_SUFFIXES, open_show
 from dancenow.realtime.live.sources import Source
 from dancenow.realtime.live.target import Target
 from dancenow.realtime.live.telemetry import PipelineStats
+from dancenow.realtime.live.virtualcam import VirtualCamera, VirtualCameraConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,12 @@ def status_line(stats: PipelineStats) -> str:
 
 def run(source: str | Source, bundle: str | Path | Target, out: str | Path | None = None, window: bool = False,
         layout: str = "target", backend: str = "auto", seconds: float | None = None,
-        calibration: str | Path | None = None, status_every: float = 1.0, background: str = "plate") -> PipelineStats:
-    """Run the live pipeline until `seconds` pass, the source ends, or Ctrl-C/q; returns its stats."""
-    if out is None and not window and seconds is None:
-        raise DanceNowError("nowhere to show the output: pass --out OUT.mp4, --window, or --seconds N")
+        calibration: str | Path | None = None, status_every: float = 1.0, background: str = "plate",
+        virtual_camera: VirtualCameraConfig | None = None) -> PipelineStats:
+    """Run the live pipeline until `seconds` pass, the source ends, or Ctrl-C/q; returns its stats.
+    `virtual_camera`: also offer the generated target as a camera (see `virtualcam.py`)."""
+    if out is None and not window and seconds is None and virtual_camera is None:
+        raise DanceNowError("nowhere to show the output: pass --out OUT.mp4, --window, --virtual-camera or --seconds N")
     if out is not None and Path(out).suffix.lower() not in RECORD_SUFFIXES:
         raise DanceNowError(f"--out {out}: write an .mp4 (or .mkv/.mov) file")
     if window and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -42,9 +45,14 @@ def run(source: str | Source, bundle: str | Path | Target, out: str | Path | Non
                      loop=seconds is not None)
     if window:
         import cv2
+    camera = None
     try:
         show.start()  # returns once the tracker and the engine are warm
         show.check_ready()
+        if virtual_camera is not None:
+            camera = VirtualCamera(lambda: show.output, show.target.resolution, virtual_camera)
+            camera.start()
+            print(f"dancenow: {camera.describe()}", file=sys.stderr, flush=True)
         if out is not None:
             show.record(out, getattr(show.source, "fps", None) or 30.0)
         after, t0, next_status = 0, time.monotonic(), time.monotonic() + status_every
@@ -67,6 +75,8 @@ def run(source: str | Source, bundle: str | Path | Target, out: str | Path | Non
                     break
     finally:
         writer = show.recorder
+        if camera is not None:
+            camera.stop()
         show.close()
         if window:
             cv2.destroyAllWindows()

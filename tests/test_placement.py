@@ -156,3 +156,21 @@ def test_nobody_from_the_start_shows_the_target_at_rest_breathing(target):
     assert state == RETURN  # a performer who appears glides in from the stance
     assert np.abs(back.points[:sk.NUM_BODY] - shown[-1][0].points[:sk.NUM_BODY]).max() < \
         np.abs(pose_at(0.0, SIZE).points[:sk.NUM_BODY] - shown[-1][0].points[:sk.NUM_BODY]).max()
+
+
+def test_a_camera_that_comes_back_keeps_its_performers_statistics(target):
+    placement = Placement(target)
+    camera, demo = object(), object()
+    placement.switch_performer(camera, 0.0)
+    for i in range(20):
+        placement.apply(waist(pose_at(i / FPS, SIZE)), i / FPS)
+    assert placement.calibrated and placement.upper.frames == 20
+    placement.switch_performer(demo, 1.0)  # the performer's link dropped: the show's own source plays
+    assert not placement.calibrated
+    placement.switch_performer(camera, 11.0)  # back within keep_seconds: the same performer
+    assert placement.calibrated and placement.upper.frames == 20
+    placement.switch_performer(demo, 12.0)
+    placement.switch_performer(camera, 12.0 + placement.config.keep_seconds + 1)  # long gone: afresh
+    assert placement.upper.frames == 0
+    other = placement.retarget(target)  # a target switch carries the performer over
+    assert other.upper is placement.upper and other.views is placement.views

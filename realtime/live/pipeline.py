@@ -102,6 +102,9 @@ class Pipeline:
         self._source_changed = True
         self._forget_file = False  # recalibrate(): the pose worker drops the file's statistics too
         self._calibration = Calibration("gathering", 0, self.config.placement.min_frames)
+        # the performer's placement and statistics: kept over a stop and start (the server stops the
+        # show when its last peer leaves: a performer who rejoins keeps their calibration)
+        self._placement: Placement | None = None
         self._pose_done = False
         self._previous: np.ndarray | None = None
         self._frames_in = 0
@@ -267,21 +270,21 @@ class Pipeline:
         after = 0
         target_id = -1
         target = self._target
-        placement: Placement | None = None
+        placement = self._placement
         source = self._source
         try:
             while not stop.is_set():
                 with self._lock:
                     if target_id != self._target_id:
                         target, target_id = self._target, self._target_id
-                        placement = self._make_placement(target, placement)
+                        placement = self._placement = self._make_placement(target, placement)
                         presence.stance = placement.stance if placement is not None else None
                     if self._source_changed:
                         source, self._source_changed = self._source, False
                         after = source.frames.seq if not source.lossless else 0
                         flt.reset()
-                        if placement is not None:
-                            placement.forget_performer()
+                        if placement is not None:  # a rejoining performer's camera keeps its calibration
+                            placement.switch_performer(source, time.monotonic())
                     if self._forget_file and placement is not None:
                         placement.forget_performer(keep_file=False)
                         self._forget_file = False
@@ -330,10 +333,9 @@ class Pipeline:
         statistics gathered so far carry over a target switch."""
         if target.pose_stats is None:
             return None
-        placement = Placement(target.pose_stats, self.config.placement, self._file_stats)
         if old is not None:
-            placement.online, placement.upper, placement.views = old.online, old.upper, old.views
-        return placement
+            return old.retarget(target.pose_stats)
+        return Placement(target.pose_stats, self.config.placement, self._file_stats)
 
     def _wait_for_generator(self, stop: threading.Event, margin: float = 0.004) -> None:
         """Do not track a frame the generator cannot take yet (it would be dropped: wasted CPU on

@@ -61,6 +61,7 @@ class PlacementConfig:
     switch_seconds: float = 0.8  # a change of map (edn <-> upper) glides over this long
     window: int = 600  # frames of live statistics (about 20 s at 30 fps)
     min_frames: int = 10  # upper-body frames before live calibration counts as done
+    keep_seconds: float = 120.0  # a camera's statistics are kept this long while another one plays
 
 
 def _smoothstep(x: float) -> float:
@@ -168,15 +169,40 @@ class Placement:
         self._last: tuple[np.ndarray, np.ndarray] | None = None
         self._glide: tuple[float, np.ndarray, np.ndarray] | None = None  # (start, scale, offset) at the switch
         self._last_t: float | None = None
+        self._performer: object = None  # whose statistics these are (the pipeline's source)
+        self._kept: dict[object, tuple[float, OnlineStats, UpperStats, ViewTracker]] = {}
+
+    def retarget(self, target: PoseStats) -> Placement:
+        """The same performer on another target: their statistics carry over the switch."""
+        new = Placement(target, self.config, self.file_stats)
+        new.online, new.upper, new.views = self.online, self.upper, self.views
+        new._performer, new._kept = self._performer, self._kept
+        return new
 
     def forget_performer(self, keep_file: bool = True) -> None:
-        """A new performer or camera: gather their statistics afresh (a calibration file is kept
-        unless `keep_file` is False)."""
-        self.online.reset()
-        self.upper.reset()
-        self.views.reset()
+        """Gather the performer's statistics afresh (recalibrate; a calibration file is kept unless
+        `keep_file` is False)."""
+        self.online = OnlineStats(window=self.config.window)
+        self.upper = UpperStats(self.config.window)
+        self.views = ViewTracker(self.config.view_frames, self.config.visibility)
         if not keep_file:
             self.file_stats = None
+
+    def switch_performer(self, key: object, now: float) -> None:
+        """Frames come from another camera (`key`) from now on. Its statistics are kept for
+        `keep_seconds`, so a performer whose link dropped and rejoined (the same camera back
+        within that time) keeps their calibration; a camera not seen lately starts afresh."""
+        if key is self._performer:
+            return
+        if self._performer is not None:
+            self._kept[self._performer] = (now, self.online, self.upper, self.views)
+        self._performer = key
+        kept = self._kept.pop(key, None)
+        self._kept = {k: v for k, v in self._kept.items() if now - v[0] <= self.config.keep_seconds}
+        if kept is not None and now - kept[0] <= self.config.keep_seconds:
+            _, self.online, self.upper, self.views = kept
+        else:
+            self.forget_performer()
 
     @property
     def view(self) -> str | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.live.virtualcam import VirtualCameraConfig
 from dancenow.realtime.serve.encoder import DEFAULT_BITRATE, MAX_BITRATE, MIN_BITRATE
 from dancenow.realtime.serve.publish import publish_kind
 
@@ -37,6 +38,7 @@ class ServeConfig:
     bitrate: int = DEFAULT_BITRATE  # bits/s of the one VP8 stream every viewer gets (and of RTMP's H.264)
     publish: tuple[str, ...] = ()  # WHIP endpoint or RTMP URLs to publish the stream to (publish.py)
     publish_token: str | None = None  # bearer token for the WHIP endpoints
+    virtual_camera: VirtualCameraConfig | None = None  # also offer the target as a camera (the show then always runs)
 
     def __post_init__(self) -> None:
         self.publish = tuple(self.publish)

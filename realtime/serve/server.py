@@ -29,6 +29,7 @@ from dancenow.errors import DanceNowError
 from dancenow.realtime.live.pipeline import PipelineConfig
 from dancenow.realtime.live.show import Show, open_show
 from dancenow.realtime.live.sources import PushSource
+from dancenow.realtime.live.virtualcam import VirtualCamera
 from dancenow.realtime.serve import http
 from dancenow.realtime.serve.config import ServeConfig
 from dancenow.realtime.serve.encoder import EncodedStream
@@ -59,6 +60,7 @@ class Server:
         self.camera: PushSource | None = None  # a performer's browser camera, once one came
         self.stream: EncodedStream | None = None  # the one VP8 encoder, while anyone watches or we publish
         self.publishers: list[Publisher] = []
+        self.virtual_camera: VirtualCamera | None = None  # --virtual-camera: the show then always runs
         self.tokens = http.TokenGuard()  # 20 wrong tokens in a minute from one address: 429 for a minute
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(lambda: self.show.stats() if self.show else None, self.peer_counts))
@@ -93,6 +95,7 @@ class Server:
         app.router.add_post("/api/offer", self._offer_viewer)
         app.router.add_post("/api/perform", self._offer_performer)
         app.router.add_post("/api/bye", self._bye)
+        app.router.add_get("/api/peer/{id}", self._peer)
         app.router.add_post("/api/target", self._target)
         app.router.add_post("/api/background", self._background)
         app.router.add_get("/api/status", self._status)
@@ -147,6 +150,12 @@ class Server:
         if isinstance(self.show.home, PushSource):
             self.camera = self.show.home
         self._monitor = asyncio.create_task(self._watch_peers(), name="dancenow-peer-monitor")
+        if cfg.virtual_camera is not None:  # a camera other programs may open at any time: always on
+            async with self._lock:
+                await self._start_media()
+            self.virtual_camera = VirtualCamera(lambda: self.show.output, self.show.target.resolution,
+                                                cfg.virtual_camera)
+            await loop.run_in_executor(None, self.virtual_camera.start)
         if cfg.publish:  # publishing: the show runs from the start, watched or not
             async with self._lock:
                 await self._start_media()
@@ -163,6 +172,9 @@ class Server:
             self._monitor = None
         publishers, self.publishers = self.publishers, []
         await asyncio.gather(*(p.stop() for p in publishers))  # WHIP sessions DELETEd
+        camera, self.virtual_camera = self.virtual_camera, None
+        if camera is not None:
+            await asyncio.get_running_loop().run_in_executor(None, camera.stop)
         await asyncio.gather(*(self.remove_peer(pid) for pid in list(self.peers)))
         async with self._lock:
             await self._stop_media()
@@ -180,8 +192,8 @@ class Server:
         self.stream.start()
 
     async def _stop_media(self) -> None:
-        """Last peer gone and nothing published: stop the encoder and the show."""
-        if self.stream is None or self.publishers:
+        """Last peer gone, nothing published, no virtual camera: stop the encoder and the show."""
+        if self.stream is None or self.publishers or self.virtual_camera is not None:
             return
         stream, self.stream = self.stream, None
         await stream.stop()
@@ -283,8 +295,15 @@ class Server:
                      engine_choice=show.target.engine.choice if show is not None else None,
                      background=show.background if show is not None else self.cfg.background,
                      backgrounds=list(show.target.backgrounds) if show is not None else [],
-                     encoder=self._stream_status(), publish=[p.status() for p in self.publishers])
+                     encoder=self._stream_status(), publish=[p.status() for p in self.publishers],
+                     virtual_camera=self._camera_status())
         return stats
+
+    def _camera_status(self) -> dict | None:
+        cam = self.virtual_camera
+        if cam is None:
+            return None
+        return {"describe": cam.describe(), "sent": cam.sent, "fresh": cam.fresh, "error": cam.error}
 
     async def switch_target(self, bundle: str) -> dict:
         try:  # "~nobody/x" (no such home), a name too long for the file system: found by the fuzzer
@@ -334,6 +353,14 @@ class Server:
             raise HTTPProblem(400, "bye needs the peer id the offer answered with")
         return web.json_response({"closed": await self.remove_peer(pid)})
 
+    async def _peer(self, request: web.Request) -> web.Response:
+        """Whether the server still holds this peer: a page whose connection the server dropped
+        (its machine stalled past the ICE consent window) learns it at once and rejoins."""
+        peer = self.peers.get(request.match_info["id"])
+        if peer is None:
+            raise HTTPProblem(404, "no such peer: it left or was dropped; connect again")
+        return web.json_response({"role": peer.role, "state": peer.pc.connectionState})
+
     async def _target(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         self.tokens.check(request, body, self.token)
@@ -381,6 +408,8 @@ def serve(cfg: ServeConfig) -> None:
         for p in server.publishers:
             print(f"dancenow: publishing over {p.kind.upper()} to {p.status()['url']} (state in {url}/api/status)",
                   flush=True)
+        if server.virtual_camera is not None:
+            print(f"dancenow: {server.virtual_camera.describe()}", flush=True)
         print(f"dancenow: perform at {url}/perform#token={server.token}", flush=True)
         if cfg.token is None:
             print(f"dancenow: token (to perform and switch targets): {server.token}", flush=True)

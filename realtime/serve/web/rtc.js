@@ -149,8 +149,29 @@ export class Link {
     this.teardown();
   }
 
+  // Does the server still hold this peer? After this machine stalled (a laptop asleep, a busy
+  // CPU, a process stopped) past the ICE consent window, the server has dropped it while the
+  // browser may take many seconds to notice: ask, and rejoin at once.
+  async checkPeer() {
+    const { id, pc } = this;
+    if (!id || this.checking || this.closing) return;
+    this.checking = true;
+    try {
+      const r = await fetch(`/api/peer/${encodeURIComponent(id)}`, { cache: 'no-store' });
+      if (r.status === 404 && pc === this.pc && id === this.id) {
+        this.stats.rejoins = (this.stats.rejoins || 0) + 1;
+        this.onState('rejoining: the server dropped this link');
+        this.id = null;   // gone on the server: no bye to send
+        this.connect();
+      }
+    } catch { /* the server is away: the connection's own state handles that */ } finally {
+      this.checking = false;
+    }
+  }
+
   async poll() {
     if (!this.pc) return;
+    this.checkPeer();
     const report = await this.pc.getStats();
     report.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
