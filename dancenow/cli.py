@@ -50,8 +50,14 @@ def _print_result(result: dict, as_json: bool, formatter) -> None:
 
 
 def _default_bundle(target: str | None) -> Path:
-    """The bundle the user named, or the built-in demo target (built from its committed checkpoint)."""
+    """The bundle the user gave (a folder, or the name of a target `make-target` made), or the
+    built-in demo target (built from its committed checkpoint)."""
     if target:
+        from dancenow.export.make_target import NAME_RE, targets_dir
+
+        named = targets_dir() / target
+        if not Path(target).exists() and NAME_RE.fullmatch(target) and (named / "manifest.json").is_file():
+            return named
         return Path(target)
     from dancenow.demo import assets
     from dancenow.export.exporter import ensure_bundle
@@ -111,7 +117,14 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     train(a.data_dir, a.out, profile=a.profile, steps=a.steps, face_steps=a.face_steps,
           vgg_weights=a.vgg_weights, seed=a.seed, temporal=not a.no_temporal, face=not a.no_face,
-          checkpoint_every=a.checkpoint_every, bf16=a.bf16)
+          checkpoint_every=a.checkpoint_every, bf16=a.bf16, minutes=a.minutes)
+
+
+def cmd_make_target(a: argparse.Namespace) -> None:
+    from dancenow.export.make_target import MakeTargetConfig, make_target
+
+    bundle = make_target(a.video, a.name, MakeTargetConfig(minutes=a.minutes, profile=a.profile, targets=a.targets))
+    print(f"dancenow: target {a.name!r} is ready: dancenow serve --target {a.name}   (bundle: {bundle})")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -259,12 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw the face as the body model's 11 dots, not as lines from the face mesh")
     s.set_defaults(func=cmd_prepare)
 
+    s = sub.add_parser("make-target", help="one video to a named target: check, prepare, train to a time budget, "
+                       "evaluate, export (run again to resume)")
+    s.add_argument("video", help="the target person's video: head to feet in view, a steady camera, varied movement")
+    s.add_argument("--name", required=True, help="the target's name (letters, digits, - and _): serve --target NAME")
+    s.add_argument("--minutes", type=float, default=10.0, help="the whole chain's budget, export included (default 10)")
+    s.add_argument("--profile", choices=["cpu-realtime", "cpu-realtime-v1"], default="cpu-realtime")
+    s.add_argument("--targets", default=None, help="where named targets live (default ~/.cache/dancenow/targets, "
+                   "or $DANCENOW_TARGETS)")
+    s.set_defaults(func=cmd_make_target)
+
     s = sub.add_parser("train", help="train a target's generator (and face stage)")
     s.add_argument("data_dir")
     s.add_argument("--out", required=True, help="run folder (resumes when it holds a checkpoint)")
     s.add_argument("--profile", choices=["cpu-realtime", "cpu-realtime-v1", "gpu-quality"], default="cpu-realtime")
     s.add_argument("--steps", type=int, default=None, help="generator steps (default: the profile's)")
     s.add_argument("--face-steps", type=int, default=None, help="face stage steps (default: the profile's)")
+    s.add_argument("--minutes", type=float, default=None, help="a wall-clock budget instead of step counts: the "
+                   "steps are set from the measured speed (the face stage gets the last 15%%)")
     s.add_argument("--vgg-weights", default=None, help="local VGG19 weights for the perceptual loss")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-temporal", action="store_true", help="ablation: no previous-frame input")

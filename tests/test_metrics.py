@@ -112,3 +112,23 @@ def test_mean_frame_and_nearest_pose_baselines():
     nn = M.NearestPose(poses)
     assert nn.index(poses[1].transformed(1.0, (1.0, 0.0))) == 1
     assert nn.index(Pose.missing(SIZE)) == -1
+
+
+def test_gmsd_calls_out_blur_and_colour_speckle_where_psnr_does_not():
+    import cv2
+
+    frame = draw_figure(pose_at(2.0), (256, 192))
+    box = M.body_box(pose_at(2.0), (256, 192))
+    real = M.crop(frame, box).copy()
+    assert M.gmsd(real, real) == 0.0
+    rng = np.random.default_rng(0)
+    blurred = cv2.GaussianBlur(real, (0, 0), 1.5)
+    dots = rng.random(real.shape[:2]) < 0.08  # green, pink and blue dots, as a GAN's speckle
+    speckled = real.copy()
+    speckled[dots] = rng.choice(np.array([[40, 200, 60], [230, 90, 200], [50, 80, 230]], np.uint8), dots.sum())
+    brighter = np.clip(real.astype(int) + 12, 0, 255).astype(np.uint8)  # same gradients, other levels
+    for bad in (blurred, speckled):
+        assert M.gmsd(bad, real) > 5 * M.gmsd(brighter, real)
+    # where PSNR prefers the blur to the brightness change, GMSD does not
+    assert M.psnr(blurred, real) > M.psnr(brighter, real) - 3.0
+    assert M.similarity(speckled, real)["gmsd"] == M.gmsd(speckled, real)

@@ -205,3 +205,23 @@ def test_torchrun_two_processes_gloo(tiny_synth: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     ck = load_checkpoint(out)
     assert (ck["step"], ck["face_step"]) == (4, 2) and ck["summary"]["world_size"] == 2
+
+
+def test_training_to_a_wall_clock_budget_plans_its_steps_and_keeps_the_plan(tiny_synth: Path, tmp_path: Path) -> None:
+    from dancenow.training.trainer import train
+
+    t0 = time.monotonic()
+    ckpt = train(tiny_synth, tmp_path / "run", minutes=0.3, progress=False, checkpoint_every=50)
+    took = time.monotonic() - t0
+    ck = load_checkpoint(ckpt)
+    plan = ck["summary"]["budget"]
+    print(f"budget 18 s: took {took:.1f} s, plan {plan}")
+    assert plan["minutes"] == 0.3 and plan["generator"] > 23 and plan["face"] > 23
+    assert plan["generator_it_per_s"] > 0 and plan["face_it_per_s"] > 0  # planned from the measured speed
+    assert ck["step"] == plan["generator"] and ck["face_step"] == plan["face"]
+    assert 0.6 * 18 < took < 18 + 12  # about the budget (start-up and the last checkpoint on top)
+    # run again: the plan is kept, nothing more is trained
+    train(tiny_synth, tmp_path / "run", minutes=0.3, progress=False)
+    again = load_checkpoint(ckpt)
+    assert (again["step"], again["face_step"]) == (ck["step"], ck["face_step"])
+    assert again["summary"]["budget"] == plan

@@ -114,8 +114,7 @@ def score(frames: np.ndarray, data: TargetData, cfg: EvalConfig, poses_found=Non
 def _mean(rows: list[dict]) -> dict | None:
     if not rows:
         return None
-    return {"ssim": float(np.mean([r["ssim"] for r in rows])), "psnr": float(np.mean([r["psnr"] for r in rows])),
-            "frames": len(rows)}
+    return {**{k: float(np.mean([r[k] for r in rows])) for k in ("ssim", "psnr", "gmsd")}, "frames": len(rows)}
 
 
 def baselines(data: TargetData) -> dict[str, np.ndarray]:
@@ -217,22 +216,24 @@ ROW_NAMES = {"generated": "generated", "nearest": "nearest pose (baseline)", "me
 
 
 def table_row(name: str, m: dict) -> str:
-    """One line in EDN's layout: body SSIM/PSNR, face SSIM/PSNR, pose distance, misses, flicker."""
+    """One line in EDN's layout: body SSIM/PSNR/GMSD, face SSIM/PSNR/GMSD, pose distance, misses,
+    flicker."""
     body, face, pose = m.get("body") or {}, m.get("face") or {}, m.get("pose") or {}
     dist = (pose.get("distance") or {}).get("body") or {}
     fdist = (pose.get("distance") or {}).get("face") or {}
     found = pose.get("found_frac")
     return (f"{name:<26}{_fmt(body.get('ssim'), '.3f'):>9}{_fmt(body.get('psnr'), '.2f'):>9}"
-            f"{_fmt(face.get('ssim'), '.3f'):>9}{_fmt(face.get('psnr'), '.2f'):>9}"
+            f"{_fmt(body.get('gmsd'), '.4f'):>9}{_fmt(face.get('ssim'), '.3f'):>9}{_fmt(face.get('psnr'), '.2f'):>9}"
+            f"{_fmt(face.get('gmsd'), '.4f'):>9}"
             f"{_fmt(dist.get('px'), '.2f'):>9}{_fmt(dist.get('rel'), '.3f'):>8}{_fmt(fdist.get('rel'), '.3f'):>8}"
             f"{_fmt(None if found is None else 100 * found, '.0f'):>7}{_fmt(pose.get('missed'), 'd'):>7}"
             f"{_fmt(m.get('flicker'), '.2f'):>9}{_fmt((m.get('whole') or {}).get('ssim'), '.3f'):>9}"
             f"{_fmt(m.get('background_psnr'), '.2f'):>9}")
 
 
-TABLE_HEADER = (f"{'':<26}{'body':>9}{'body':>9}{'face':>9}{'face':>9}{'pose px':>9}{'/height':>8}{'face/h':>8}"
-                f"{'found%':>7}{'missed':>7}{'flicker':>9}{'whole':>9}{'bg':>9}\n"
-                f"{'':<26}{'SSIM':>9}{'PSNR':>9}{'SSIM':>9}{'PSNR':>9}{'body':>9}{'body':>8}{'':>8}"
+TABLE_HEADER = (f"{'':<26}{'body':>9}{'body':>9}{'body':>9}{'face':>9}{'face':>9}{'face':>9}{'pose px':>9}"
+                f"{'/height':>8}{'face/h':>8}{'found%':>7}{'missed':>7}{'flicker':>9}{'whole':>9}{'bg':>9}\n"
+                f"{'':<26}{'SSIM':>9}{'PSNR':>9}{'GMSD':>9}{'SSIM':>9}{'PSNR':>9}{'GMSD':>9}{'body':>9}{'body':>8}{'':>8}"
                 f"{'':>7}{'':>7}{'':>9}{'SSIM':>9}{'PSNR':>9}")
 
 

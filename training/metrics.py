@@ -1,6 +1,8 @@
 """The measures EDN judged its generators by, on our frames.
 
-Image similarity (SSIM, PSNR) on the whole frame, the body crop (a padded box around the input
+Image similarity (SSIM, PSNR, and GMSD: gradient magnitude similarity deviation, from OpenCV's
+contrib `quality` module, no weights, so that a blur or a speckle cannot score well where SSIM
+barely moves) on the whole frame, the body crop (a padded box around the input
 pose: the background is static and would dominate whole-frame scores) and the face crop; pose
 consistency (MediaPipe run on generated frames, keypoint distance to the input pose, missed
 detections); temporal flicker; and the two baselines every number must beat (the mean training
@@ -52,6 +54,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(min(PSNR_CAP, peak_signal_noise_ratio(a, b, data_range=255)))
 
 
+def gmsd(a: np.ndarray, b: np.ndarray) -> float:
+    """Gradient magnitude similarity deviation (Xue et al. 2014) of `a` against the reference `b`,
+    the mean over the three colour channels: 0 when identical, larger for worse (a blur or colour
+    speckle changes the gradients much more than the structure SSIM measures). OpenCV's contrib
+    `quality` module computes it from the formula (Prewitt gradients), no downloaded weights."""
+    _check_pair(a, b)
+    scores = cv2.quality.QualityGMSD_compute(np.ascontiguousarray(b), np.ascontiguousarray(a))[0]
+    return float(np.mean(scores[:3]))
+
+
 def background_psnr(a: np.ndarray, b: np.ndarray, person: np.ndarray, dilate: int) -> float | None:
     """PSNR over the pixels outside the person mask (> 0.5) grown by `dilate` px: how well the room
     is kept. None when the grown mask covers the whole frame."""
@@ -99,10 +111,10 @@ def crop(image: np.ndarray, box: Box) -> np.ndarray:
 
 
 def similarity(a: np.ndarray, b: np.ndarray, box: Box | None = None) -> dict[str, float]:
-    """{"ssim", "psnr"} of `a` against `b` (inside `box` when given)."""
+    """{"ssim", "psnr", "gmsd"} of `a` against `b` (inside `box` when given)."""
     if box is not None:
         a, b = crop(a, box), crop(b, box)
-    return {"ssim": ssim(a, b), "psnr": psnr(a, b)}
+    return {"ssim": ssim(a, b), "psnr": psnr(a, b), "gmsd": gmsd(a, b)}
 
 
 # --- pose consistency ------------------------------------------------------------------------------

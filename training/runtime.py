@@ -105,7 +105,8 @@ class Stage:
         self.log_every, self.image_every, self.checkpoint_every = log_every, image_every, checkpoint_every
         self.checkpoint = checkpoint
         self.meter, self.t0, self.n0 = Meter(), time.perf_counter(), step
-        self.bar = tqdm(total=total, initial=step, desc=name, unit="step", disable=not progress)
+        self.bar = tqdm(total=None if total >= UNPLANNED else total, initial=step, desc=name, unit="step",
+                        disable=not progress)  # no total while a wall-clock budget is still measuring
 
     def after(self, step: int, losses: dict[str, torch.Tensor], images) -> None:
         """Account for finished step `step`; `images` = (label, generated, real) batches for the grid."""
@@ -127,6 +128,58 @@ class Stage:
             self.t0, self.n0 = time.perf_counter(), step
             self.checkpoint("periodic")
 
+    def set_total(self, total: int) -> None:
+        """The stage's step count changed (a wall-clock budget planned it)."""
+        self.total = total
+        self.bar.total = total
+        self.bar.refresh()
+
     def close(self) -> None:
         self.bar.close()
         self.timing[self.name] += time.perf_counter() - self.t0
+
+
+UNPLANNED = 10**9  # a stage's step count before its speed was measured (the rate stays flat meanwhile)
+
+
+class Budget:
+    """Training to a wall-clock budget (`train --minutes N`): each stage times its first `probe`
+    steps (after `warmup` more) and then sets its step count so that it ends at its deadline: the
+    generator at (1 - face_share) of the budget, the face stage at its end. A stage still running
+    past its deadline (the machine got slower) stops there. The plan lives in the run's summary,
+    so a run killed and started again keeps its step counts (and the learning-rate schedule)."""
+
+    def __init__(self, minutes: float, summary: dict, face_share: float = 0.15, probe: int = 20, warmup: int = 3,
+                 started: float | None = None) -> None:
+        if not minutes > 0:
+            raise ValueError(f"--minutes must be above 0, got {minutes}")
+        self.plan = summary.setdefault("budget", {"minutes": minutes, "generator": None, "face": None})
+        self.probe, self.warmup = probe, warmup
+        now = time.monotonic() if started is None else started
+        seconds = 60.0 * minutes
+        self.deadline = {"generator": now + seconds * (1.0 - face_share), "face": now + seconds}
+        self._t: dict[str, tuple[int, float]] = {}
+
+    def total(self, stage: str) -> int:
+        """The stage's step count: planned, or UNPLANNED until its speed is known."""
+        return self.plan.get(stage) or UNPLANNED
+
+    def after(self, stage: str, step: int) -> int | None:
+        """Call after each step; returns the stage's new total once, when it is planned."""
+        if self.plan.get(stage):
+            return None
+        now = time.monotonic()
+        start, t0 = self._t.setdefault(stage, (step + self.warmup, None))
+        if t0 is None:  # the first steps allocate and pick kernels: the clock starts after them
+            if step >= start:
+                self._t[stage] = (step, now)
+            return None
+        if step - start < self.probe:
+            return None
+        rate = (step - start) / max(1e-6, now - t0)
+        self.plan[stage] = step + max(1, int(rate * max(0.0, self.deadline[stage] - now)))
+        self.plan[f"{stage}_it_per_s"] = round(rate, 3)
+        return self.plan[stage]
+
+    def over(self, stage: str) -> bool:
+        return time.monotonic() > self.deadline[stage]

@@ -33,7 +33,7 @@ from dancenow.training.losses import VGGLoss, adversarial, discriminator
 from dancenow.training.networks import FaceGenerator, Generator, GeneratorConfig
 from dancenow.training.prepare import TargetData, load_prepared
 from dancenow.training.profiles import Profile, get_profile
-from dancenow.training.runtime import Stage, StopFlag, any_rank, dist_setup, tensorboard, wrap_ddp
+from dancenow.training.runtime import Budget, Stage, StopFlag, any_rank, dist_setup, tensorboard, wrap_ddp
 
 log = logging.getLogger(__name__)
 BLANK_PREVIOUS = "black"  # the previous frame for the first frame: a black image (-1 in tensor space)
@@ -83,8 +83,13 @@ class TemporalPair(nn.Module):
 def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Profile = "cpu-realtime",
           steps: int | None = None, face_steps: int | None = None, vgg_weights: str | os.PathLike | None = None,
           seed: int = 0, temporal: bool = True, face: bool = True, *, checkpoint_every: int | None = None,
-          log_every: int | None = None, progress: bool = True, bf16: bool = False) -> Path:
+          log_every: int | None = None, progress: bool = True, bf16: bool = False,
+          minutes: float | None = None) -> Path:
     """Train (or resume training) a target; returns the checkpoint path.
+
+    `minutes`: a wall-clock budget instead of step counts: each stage's steps are set from its
+    measured speed (`runtime.Budget`; the face stage gets the last 15%). A resumed run keeps the
+    plan its first run made.
 
     `bf16`: bf16 autocast and channels_last on a CPU with native bf16 (AVX512_BF16 or AMX). Opt-in
     until it is measured on a quiet host: a first 40-step run (on a loaded machine) ended with
@@ -172,6 +177,9 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
             log.info("resuming %s at step %d, face step %d", ckpt_path, step, face_step)
         summary.setdefault("resumed_at", []).append([step, face_step])
 
+    budget = Budget(minutes, summary, face_share=0.15 if face else 0.0) if minutes else None
+    if budget is not None:
+        steps, face_steps = budget.total("generator"), budget.total("face") if face else 0
     pair_model = wrap_ddp(TemporalPair(G, temporal), world, device)
     D_model = wrap_ddp(D, world, device)
     writer = tensorboard(out) if rank == 0 else None
@@ -250,6 +258,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                         losses["g_vgg"] = (vgg(f0.float(), r0) + vgg(f1.float(), r1)) * prof.lambda_vgg / 2
                 gan_update(losses, opt_G, D, D_model, fake, real, opt_D, scaler, mixed, "d")
                 step += 1
+                steps = _replan(budget, "generator", step, steps, stage)
                 stage.after(step, losses, (l1, f1, r1))
             stage.close()
 
@@ -281,6 +290,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                         losses["f_vgg"] = vgg(fc.float(), rc) * prof.lambda_vgg
                 gan_update(losses, opt_F, FD, FD_model, fake, real, opt_FD, scaler, mixed, "fd")
                 face_step += 1
+                face_steps = _replan(budget, "face", face_step, face_steps, stage)
                 stage.after(face_step, losses, (lc, fc, rc))
             stage.close()
         checkpoint("interrupted" if interrupted else "done")
@@ -292,6 +302,21 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     if interrupted:
         raise KeyboardInterrupt  # the CLI prints "interrupted"; the checkpoint holds every finished step
     return ckpt_path
+
+
+def _replan(budget: Budget | None, name: str, step: int, total: int, stage: Stage) -> int:
+    """The stage's total after `step` under a wall-clock budget: planned once its speed is known,
+    cut to `step` when it runs past its deadline."""
+    if budget is None:
+        return total
+    planned = budget.after(name, step)
+    if planned is None and budget.over(name) and total > step:
+        planned = step  # the machine got slower than measured: the stage ends at its deadline
+        budget.plan[name] = step
+    if planned is not None:
+        stage.set_total(planned)
+        return planned
+    return total
 
 
 def set_lr(prof: Profile, step: int, total: int, *optimizers: torch.optim.Optimizer) -> None:

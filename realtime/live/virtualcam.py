@@ -192,6 +192,10 @@ class VirtualCamera:
         where = f"PipeWire node {self.config.name!r}" if self.backend == "pipewire" else "pyvirtualcam"
         return f"virtual camera: {where}, {w}x{h} at {self.config.fps:g} fps, {self.config.framing} framing"
 
+    def status(self) -> dict:
+        """For /api/status: what it is, frames sent (repeats included), distinct frames, any error."""
+        return {"describe": self.describe(), "sent": self.sent, "fresh": self.fresh, "error": self.error}
+
     def start(self) -> None:
         self._sink = (_PipeWireSink(self.size, self.config.fps, self.config.name) if self.backend == "pipewire"
                       else _PyVirtualCam(self.size, self.config.fps))

@@ -296,14 +296,8 @@ class Server:
                      background=show.background if show is not None else self.cfg.background,
                      backgrounds=list(show.target.backgrounds) if show is not None else [],
                      encoder=self._stream_status(), publish=[p.status() for p in self.publishers],
-                     virtual_camera=self._camera_status())
+                     virtual_camera=self.virtual_camera.status() if self.virtual_camera else None)
         return stats
-
-    def _camera_status(self) -> dict | None:
-        cam = self.virtual_camera
-        if cam is None:
-            return None
-        return {"describe": cam.describe(), "sent": cam.sent, "fresh": cam.fresh, "error": cam.error}
 
     async def switch_target(self, bundle: str) -> dict:
         try:  # "~nobody/x" (no such home), a name too long for the file system: found by the fuzzer
