@@ -53,12 +53,10 @@ def _default_bundle(target: str | None) -> Path:
     """The bundle the user gave (a folder, or the name of a target `make-target` made), or the
     built-in demo target (built from its committed checkpoint)."""
     if target:
-        from dancenow.export.make_target import NAME_RE, targets_dir
+        from dancenow.targets import named_target
 
-        named = targets_dir() / target
-        if not Path(target).exists() and NAME_RE.fullmatch(target) and (named / "manifest.json").is_file():
-            return named
-        return Path(target)
+        named = None if Path(target).exists() else named_target(target)
+        return named or Path(target)
     from dancenow.demo import assets
     from dancenow.export.exporter import ensure_bundle
 
@@ -195,8 +193,9 @@ def cmd_calibrate(a: argparse.Namespace) -> None:
 
 
 def cmd_serve(a: argparse.Namespace) -> None:
+    from dancenow.realtime.serve.command import serve
+    from dancenow.realtime.serve.config import ServeConfig
     from dancenow.realtime.serve.encoder import parse_bitrate
-    from dancenow.realtime.serve.server import ServeConfig, serve
 
     # checked before the target is built: a bad --publish URL or --bitrate fails at once
     cfg = ServeConfig(target=None, source=a.source, host=a.host, port=a.port, backend=a.backend, layout=a.layout,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,28 +27,9 @@ import numpy as np
 
 from dancenow.errors import DanceNowError
 from dancenow.files import write_atomic
+from dancenow.targets import WORK, check_name, targets_dir
 
 log = logging.getLogger(__name__)
-
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-WORK = ".work"
-
-
-def targets_dir(targets: str | os.PathLike | None = None) -> Path:
-    """Where named targets live: `targets`, else $DANCENOW_TARGETS, else ~/.cache/dancenow/targets."""
-    if targets is not None:
-        return Path(targets)
-    return Path(os.environ.get("DANCENOW_TARGETS") or Path.home() / ".cache" / "dancenow" / "targets")
-
-
-def check_name(name: str) -> str:
-    """A target's name: letters, digits, - and _, at most 64, not starting with - or _ (it becomes a
-    folder name: no path, no dot files)."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise DanceNowError(f"target name {str(name)[:80]!r}: use 1 to 64 letters, digits, - and _ "
-                            "(starting with a letter or digit), e.g. --name alice")
-    return name
-
 
 @dataclass
 class FootageConfig:
@@ -140,8 +120,10 @@ class MakeTargetConfig:
     profile: str = "cpu-realtime"
     targets: Path | None = None  # default: targets_dir()
     footage: FootageConfig = field(default_factory=FootageConfig)
-    reserve: float = 0.12  # of the budget kept for evaluation and export (at least `min_reserve` s)
-    min_reserve: float = 60.0
+    # of the budget kept for evaluation and export, at least `min_reserve` s (Intel Xeon with AMX,
+    # dancer A: 4 s and 11 s; slower hosts take longer)
+    reserve: float = 0.06
+    min_reserve: float = 30.0
     checkpoint_every: int = 100
 
 
@@ -165,18 +147,23 @@ def make_target(video: str | os.PathLike, name: str, cfg: MakeTargetConfig | Non
     work.mkdir(parents=True, exist_ok=True)
     status = {"name": name, "video": str(video), "minutes": cfg.minutes, "stages": {}}
 
-    def done(stage: str, since: float, **extra) -> float:
+    def save(running: str | None) -> None:
+        status["running"] = running  # the stage under way (a page shows it); None when finished
+        write_atomic(work / "make-target.json", json.dumps(status, indent=1).encode())
+
+    def done(stage: str, since: float, then: str | None, **extra) -> float:
         now = time.monotonic()
         status["stages"][stage] = {"seconds": round(now - since, 1), **extra}
-        write_atomic(work / "make-target.json", json.dumps(status, indent=1).encode())
+        save(then)
         log.info("make-target %s: %s done in %.1f s", name, stage, now - since)
         return now
 
+    save("check")
     footage = check_footage(video, cfg.footage)
-    t = done("check", t0, footage=asdict(footage))
+    t = done("check", t0, "prepare", footage=asdict(footage))
     data = prepare(video, work / "data", PrepareConfig())
     _check_registration(data, cfg.footage)
-    t = done("prepare", t)
+    t = done("prepare", t, "train")
     budget = 60.0 * cfg.minutes
     reserve = max(cfg.min_reserve, cfg.reserve * budget)
     left = budget - (t - t0) - reserve
@@ -185,12 +172,13 @@ def make_target(video: str | os.PathLike, name: str, cfg: MakeTargetConfig | Non
         raise DanceNowError(f"--minutes {cfg.minutes:g} leaves {max(0.0, left):.0f} s to train after preparation "
                             f"({t - t0:.0f} s) and export ({reserve:.0f} s): give --minutes "
                             f"{int((t - t0 + reserve + 120) / 60) + 1} or more")
-    train(data, run, profile=cfg.profile, minutes=max(left, 1.0) / 60.0, checkpoint_every=cfg.checkpoint_every)
-    t = done("train", t)
+    train(data, run, profile=cfg.profile, minutes=max(left, 1.0) / 60.0, checkpoint_every=cfg.checkpoint_every,
+          report=work)
+    t = done("train", t, "evaluate")
     report = evaluate(run, data, work / "report")
     gen, near = report["methods"]["generated"]["body"], report["methods"]["nearest"]["body"]
     verdict = {"body_ssim": gen["ssim"], "nearest_pose_ssim": near["ssim"], "beats_nearest_by": gen["ssim"] - near["ssim"]}
-    t = done("evaluate", t, **verdict)
+    t = done("evaluate", t, "export", **verdict)
     staging = root / WORK / f"{name}.bundle"
     shutil.rmtree(staging, ignore_errors=True)
     export(find_checkpoint(run), staging, ExportConfig(calib=str(data), name=name))
@@ -201,9 +189,8 @@ def make_target(video: str | os.PathLike, name: str, cfg: MakeTargetConfig | Non
         final.rename(old)
     staging.rename(final)  # the named target appears complete, or not at all
     shutil.rmtree(old, ignore_errors=True)
-    done("export", t, bundle=str(final))
     status["seconds"] = round(time.monotonic() - t0, 1)
-    write_atomic(work / "make-target.json", json.dumps(status, indent=1).encode())
+    done("export", t, None, bundle=str(final))
     better = "beats" if verdict["beats_nearest_by"] > 0 else "does not beat"
     log.info("make-target %s: %s in %.1f min; body SSIM %.3f %s the nearest-pose baseline (%.3f) by %+.3f",
              name, final, status["seconds"] / 60, gen["ssim"], better, near["ssim"], verdict["beats_nearest_by"])

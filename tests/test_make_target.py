@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from dancenow.errors import DanceNowError
-from dancenow.export.make_target import (
-    FootageConfig,
-    MakeTargetConfig,
-    check_footage,
-    check_name,
-    make_target,
-    targets_dir,
-)
+from dancenow.export.make_target import FootageConfig, MakeTargetConfig, check_footage, make_target
+from dancenow.targets import check_name, targets_dir
 
 from footage import DANCER_A
 from live_helpers import demo_clip

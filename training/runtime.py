@@ -4,6 +4,7 @@ TensorBoard. Kept apart so that trainer.py is the model's training loop and litt
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -98,10 +99,12 @@ class Stage:
     and TensorBoard, the image grid, wall time, and periodic checkpoints."""
 
     def __init__(self, name: str, step: int, total: int, summary: dict, timing: dict, writer,
-                 log_every: int, image_every: int, checkpoint_every: int, checkpoint, progress: bool) -> None:
+                 log_every: int, image_every: int, checkpoint_every: int, checkpoint, progress: bool,
+                 report: Path | None = None) -> None:
         from tqdm import tqdm
 
         self.name, self.total, self.summary, self.timing, self.writer = name, total, summary, timing, writer
+        self.report = report  # a folder for progress.json and preview.png (the studio page reads them)
         self.log_every, self.image_every, self.checkpoint_every = log_every, image_every, checkpoint_every
         self.checkpoint = checkpoint
         self.meter, self.t0, self.n0 = Meter(), time.perf_counter(), step
@@ -117,16 +120,41 @@ class Stage:
             rate = (step - self.n0) / max(1e-9, time.perf_counter() - self.t0)
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
             self.summary[f"{self.name}_losses"], self.summary[f"{self.name}_it_per_s"] = means, round(rate, 3)
+            if self.report is not None:
+                self._report(step, rate, means)
             if self.writer:
                 for k, v in means.items():
                     self.writer.add_scalar(f"{self.name}/{k}", v, step)
                 self.writer.add_scalar(f"{self.name}/it_per_s", rate, step)
-        if self.writer and (step % self.image_every == 0 or step == self.total or step == self.n0 + 1):
-            self.writer.add_image(f"{self.name}/label|generated|real", grid(*images), step)
+        if step % self.image_every == 0 or step == self.total or step == self.n0 + 1:
+            if self.writer:
+                self.writer.add_image(f"{self.name}/label|generated|real", grid(*images), step)
+            if self.report is not None:
+                self._preview(grid(*images))
         if step % self.checkpoint_every == 0 and step < self.total:
             self.timing[self.name] += time.perf_counter() - self.t0
             self.t0, self.n0 = time.perf_counter(), step
             self.checkpoint("periodic")
+
+    def _report(self, step: int, rate: float, losses: dict[str, float]) -> None:
+        from dancenow.files import write_atomic
+
+        total = None if self.total >= UNPLANNED else self.total
+        eta = (total - step) / rate if total and rate > 0 else None
+        write_atomic(self.report / "progress.json", json.dumps(
+            {"stage": self.name, "step": step, "total": total, "it_per_s": round(rate, 3),
+             "eta_s": None if eta is None else round(eta, 1), "losses": {k: round(v, 4) for k, v in losses.items()},
+             "time": time.time()}).encode())
+
+    def _preview(self, image: torch.Tensor) -> None:
+        import cv2
+
+        from dancenow.files import write_atomic
+
+        rgb = image.mul(255).round().byte().permute(1, 2, 0).numpy()
+        ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if ok:
+            write_atomic(self.report / "preview.png", png.tobytes())
 
     def set_total(self, total: int) -> None:
         """The stage's step count changed (a wall-clock budget planned it)."""

@@ -84,12 +84,13 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
           steps: int | None = None, face_steps: int | None = None, vgg_weights: str | os.PathLike | None = None,
           seed: int = 0, temporal: bool = True, face: bool = True, *, checkpoint_every: int | None = None,
           log_every: int | None = None, progress: bool = True, bf16: bool = False,
-          minutes: float | None = None) -> Path:
+          minutes: float | None = None, report: str | os.PathLike | None = None) -> Path:
     """Train (or resume training) a target; returns the checkpoint path.
 
     `minutes`: a wall-clock budget instead of step counts: each stage's steps are set from its
     measured speed (`runtime.Budget`; the face stage gets the last 15%). A resumed run keeps the
-    plan its first run made.
+    plan its first run made. `report`: a folder where each stage keeps progress.json (step, total,
+    ETA, losses) and preview.png (label | generated | real) up to date, for a page to show.
 
     `bf16`: bf16 autocast and channels_last on a CPU with native bf16 (AVX512_BF16 or AMX). Opt-in
     until it is measured on a quiet host: a first 40-step run (on a loaded machine) ended with
@@ -215,7 +216,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
 
     def make_stage(name: str, at: int, total: int) -> Stage:
         return Stage(name, at, total, summary, timing, writer, log_every, prof.image_every, checkpoint_every,
-                     checkpoint, progress and rank == 0)
+                     checkpoint, progress and rank == 0, Path(report) if report and rank == 0 else None)
 
     def sample(n: int) -> np.ndarray:
         return np.asarray(pairs)[rng.integers(0, len(pairs), n)]

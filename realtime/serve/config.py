@@ -38,6 +38,7 @@ class ServeConfig:
     bitrate: int = DEFAULT_BITRATE  # bits/s of the one VP8 stream every viewer gets (and of RTMP's H.264)
     publish: tuple[str, ...] = ()  # WHIP endpoint or RTMP URLs to publish the stream to (publish.py)
     publish_token: str | None = None  # bearer token for the WHIP endpoints
+    targets: Path | None = None  # where named targets live (make-target, the studio); default targets_dir()
     virtual_camera: VirtualCameraConfig | None = None  # also offer the target as a camera (the show then always runs)
 
     def __post_init__(self) -> None:

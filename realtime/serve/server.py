@@ -45,6 +45,8 @@ from dancenow.realtime.serve.rtc import (
     track_frames,
 )
 from dancenow.realtime.serve.sdp import check_candidates
+from dancenow.realtime.serve.studio import Studio, StudioConfig
+from dancenow.targets import named_target
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class Server:
         self.stream: EncodedStream | None = None  # the one VP8 encoder, while anyone watches or we publish
         self.publishers: list[Publisher] = []
         self.virtual_camera: VirtualCamera | None = None  # --virtual-camera: the show then always runs
+        self.studio = Studio(StudioConfig(root=cfg.targets), lambda r, b: self.tokens.check(r, b, self.token),
+                             self._not_showing)
         self.tokens = http.TokenGuard()  # 20 wrong tokens in a minute from one address: 429 for a minute
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(lambda: self.show.stats() if self.show else None, self.peer_counts))
@@ -102,6 +106,7 @@ class Server:
         app.router.add_get("/api/clock", self._clock)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
+        self.studio.add_routes(app)
         return app
 
     async def start(self) -> str:
@@ -149,6 +154,7 @@ class Server:
         await loop.run_in_executor(None, self.show.home.probe)
         if isinstance(self.show.home, PushSource):
             self.camera = self.show.home
+        await loop.run_in_executor(None, self.studio.resume)  # a job the last server left running
         self._monitor = asyncio.create_task(self._watch_peers(), name="dancenow-peer-monitor")
         if cfg.virtual_camera is not None:  # a camera other programs may open at any time: always on
             async with self._lock:
@@ -301,7 +307,7 @@ class Server:
 
     async def switch_target(self, bundle: str) -> dict:
         try:  # "~nobody/x" (no such home), a name too long for the file system: found by the fuzzer
-            path = Path(bundle).expanduser()
+            path = named_target(bundle, self.studio.root) or Path(bundle).expanduser()  # a name, or a folder
             is_bundle = (path / "manifest.json").is_file()
         except (RuntimeError, OSError, ValueError) as e:
             raise HTTPProblem(400, f"cannot use {bundle[:200]!r} as a folder ({type(e).__name__}): "
@@ -314,6 +320,10 @@ class Server:
             raise HTTPProblem(400, str(e)) from None
         log.info("switched target to %s (%s)", path, target.engine.name)
         return {"target": str(path), "backend": target.engine.name}
+
+    def _not_showing(self, folder: Path) -> None:
+        if self.show is not None and Path(self.show.target.bundle).resolve() == folder.resolve():
+            raise HTTPProblem(409, "this target is on stage: switch to another one first")
 
     # --- HTTP handlers ---------------------------------------------------------------------
 
@@ -390,26 +400,3 @@ class Server:
     async def _healthz(self, request: web.Request) -> web.Response:
         ok = self.show is not None
         return web.json_response({"ok": ok}, status=200 if ok else 503)
-
-
-def serve(cfg: ServeConfig) -> None:
-    """Run the server until interrupted, printing where to watch and the token to perform."""
-
-    async def main() -> None:
-        server = Server(cfg)
-        url = await server.start()
-        print(f"dancenow: watch at {url}/ (OBS Browser Source: {url}/?view=bare)", flush=True)
-        for p in server.publishers:
-            print(f"dancenow: publishing over {p.kind.upper()} to {p.status()['url']} (state in {url}/api/status)",
-                  flush=True)
-        if server.virtual_camera is not None:
-            print(f"dancenow: {server.virtual_camera.describe()}", flush=True)
-        print(f"dancenow: perform at {url}/perform#token={server.token}", flush=True)
-        if cfg.token is None:
-            print(f"dancenow: token (to perform and switch targets): {server.token}", flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.stop()
-
-    asyncio.run(main())
