@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-GROUND = {"dancenow.errors", "dancenow.files", "dancenow.host", "dancenow.schema"}
+GROUND = {"dancenow.errors", "dancenow.files", "dancenow.host", "dancenow.schema", "dancenow.targets"}
 
 # area -> the areas it may import (besides the ground and itself)
 ALLOWED: dict[str, set[str]] = {

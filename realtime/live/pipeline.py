@@ -27,6 +27,7 @@ import numpy as np
 from dancenow.errors import DanceNowError
 from dancenow.realtime.live import pixelstamp
 from dancenow.realtime.live.compositor import LAYOUTS, compose
+from dancenow.realtime.live.coverage import Coverage
 from dancenow.realtime.live.frame import LiveFrame
 from dancenow.realtime.live.presence import Presence, PresenceConfig
 from dancenow.realtime.live.slot import LatestSlot
@@ -115,6 +116,7 @@ class Pipeline:
         self._gen_time = Ewma()  # seconds per generator item (generate + face + compose)
         self._pose_time = Ewma()  # seconds per pose item (track + normalize + render)
         self.errors: list[str] = []
+        self.coverage: Coverage | None = None  # the studio's live verdict, while it records a target
 
     # --- control -----------------------------------------------------------------------------
 
@@ -307,6 +309,8 @@ class Pipeline:
                     tracker.face_mesh = target.render.face_lines  # what this target's label maps draw
                     pose = flt.apply(tracker.track(cf.image, cf.clock))
                 stamps["track"] = time.monotonic()
+                if (coverage := self.coverage) is not None:
+                    coverage.update(pose, cf.image)
                 size = target.resolution
                 if placement is not None:
                     placed = placement.apply(pose, cf.clock)

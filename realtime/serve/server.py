@@ -64,7 +64,7 @@ class Server:
         self.publishers: list[Publisher] = []
         self.virtual_camera: VirtualCamera | None = None  # --virtual-camera: the show then always runs
         self.studio = Studio(StudioConfig(root=cfg.targets), lambda r, b: self.tokens.check(r, b, self.token),
-                             self._not_showing)
+                             self._not_showing, lambda: self.show.pipeline if self.show is not None else None)
         self.tokens = http.TokenGuard()  # 20 wrong tokens in a minute from one address: 429 for a minute
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(lambda: self.show.stats() if self.show else None, self.peer_counts))

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from dancenow.errors import DanceNowError
 from dancenow.files import write_atomic
+from dancenow.realtime.live.coverage import Coverage
 from dancenow.realtime.serve import http
 from dancenow.realtime.serve.http import HTTPProblem
 from dancenow.targets import UPLOADS, WORK, check_name, named_target, targets_dir
@@ -79,7 +80,8 @@ class Studio:
     """Uploads, the one make-target job, and the named targets, behind the token."""
 
     def __init__(self, cfg: StudioConfig, check_token: Callable[[web.Request, dict], None],
-                 on_target_deleted: Callable[[Path], None] | None = None) -> None:
+                 on_target_deleted: Callable[[Path], None] | None = None,
+                 pipeline: Callable[[], object | None] | None = None) -> None:
         self.cfg = cfg
         self.root = targets_dir(cfg.root)
         self.uploads = self.root / UPLOADS
@@ -87,6 +89,7 @@ class Studio:
         self._check = check_token
         self._proc: subprocess.Popen | None = None
         self._on_deleted = on_target_deleted
+        self._pipeline = pipeline or (lambda: None)  # the live loop whose tracker gives the verdict
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -96,6 +99,8 @@ class Studio:
         r.add_post("/api/studio/jobs", self._start)
         r.add_delete("/api/studio/jobs", self._cancel)
         r.add_get("/api/studio/preview", self._preview)
+        r.add_get("/api/studio/verdict", self._verdict)
+        r.add_post("/api/studio/verdict", self._verdict)
         r.add_delete("/api/studio/uploads/{name}", self._delete_upload)
         r.add_delete("/api/studio/targets/{name}", self._delete_target)
 
@@ -302,6 +307,17 @@ class Studio:
         if path is None or not path.is_file():
             raise HTTPProblem(404, "no preview yet")
         return web.Response(body=path.read_bytes(), content_type="image/png")
+
+    async def _verdict(self, request: web.Request) -> web.Response:
+        """The live verdict on what the studio's camera shows (`coverage.py`); POST starts it afresh
+        (a recording begins). The camera reaches the live loop as a performer's does."""
+        self._check(request, {})
+        pipeline = self._pipeline()
+        if pipeline is None:
+            raise HTTPProblem(503, "the live loop is not running")
+        if request.method == "POST" or pipeline.coverage is None:
+            pipeline.coverage = Coverage()
+        return web.json_response(pipeline.coverage.verdict())
 
     async def _delete_upload(self, request: web.Request) -> web.Response:
         self._check(request, {})

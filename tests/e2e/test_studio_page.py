@@ -42,10 +42,19 @@ def test_record_make_and_switch_to_a_target_from_the_browser(camera_y4m: Path, d
             before = [_grab(viewer, "target") for _ in range(3)]
             page = browser.new_page()
             page.goto(f"{st.url}/studio#token={TOKEN}")
+            # the live verdict: the camera reaches the live loop, whose tracker says what it sees
+            page.wait_for_function("() => document.getElementById('verdict').dataset.inView === 'true'",
+                                   timeout=60_000)
+            print(f"studio: before recording the page says: {page.inner_text('#verdict')}")
+            assert "✓ head to feet" in page.inner_text("#verdict")
             page.fill("#seconds", "10")  # the fake camera's clip: 150 frames of dancer A at 15 fps
             page.fill("#name", "me")
             page.click("#record")
             page.wait_for_function("() => document.getElementById('uploads').options.length > 0", timeout=60_000)
+            said = page.inner_text("#verdict")
+            print(f"studio: after recording the page says: {said}")
+            # dancer A raises both arms in her clip: the meter has seen that much, and says what is missing
+            assert "✓ arms up" in said and "still to show:" in said and "coverage 0%" not in said
             page.fill("#minutes", "3")
             page.click("#make")
             t0 = time.monotonic()

@@ -1,5 +1,7 @@
 // Studio page: record (MediaRecorder) or upload a video, run make-target on it, follow the job,
 // switch to or delete the targets and recordings. Needs the server's token (#token=... or typed).
+import { Link } from './rtc.js';
+
 const $ = (id) => document.getElementById(id);
 const state = $('state');
 let token = null;
@@ -40,6 +42,7 @@ async function record() {
   rec.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
   const seconds = Number($('seconds').value) || 60;
   const done = new Promise((resolve) => { rec.onstop = resolve; });
+  await api('POST', '/api/studio/verdict').catch(() => {});   // the moves seen: from this recording on
   rec.start(1000);
   const t0 = Date.now();
   const tick = setInterval(() => { $('recording').textContent = `recording ${Math.round((Date.now() - t0) / 1000)} / ${seconds} s`; }, 500);
@@ -50,6 +53,32 @@ async function record() {
   $('recording').textContent = '';
   const ext = (rec.mimeType || '').includes('mp4') ? 'mp4' : 'webm';
   await upload(new Blob(chunks, { type: rec.mimeType }), `recording.${ext}`);
+}
+
+// The live verdict: the camera also goes to the live loop as a performer's does, and its tracker
+// says whether the person is whole in view, at a good distance, in enough light, and which moves
+// (arms up, to the side, a turn, a crouch) it has seen so far.
+function connectCamera(stream) {
+  const [cam] = stream.getVideoTracks();
+  const link = new Link({
+    endpoint: '/api/perform',
+    headers: { Authorization: `Bearer ${token}` },
+    stats: {},
+    setup: (pc) => pc.addTransceiver(cam, { direction: 'sendrecv' }),
+    onTrack: () => {},
+    onState: (s) => { if (s.startsWith('refused')) $('verdict').textContent = `live verdict unavailable: ${s}`; },
+  });
+  link.connect();
+  setInterval(async () => {
+    try {
+      const v = await api('GET', '/api/studio/verdict');
+      const ok = (b) => (b ? '✓' : '✗');
+      const moves = ['arms up', 'arm to the side', 'turn', 'crouch'].map((m) => `${ok(v.seen.includes(m))} ${m}`).join('  ');
+      $('verdict').textContent = `${ok(v.in_view)} head to feet · ${moves} · coverage ${Math.round(100 * v.coverage)}%`
+        + (v.advice.length ? ` · ${v.advice.join('; ')}` : '');
+      $('verdict').dataset.inView = v.in_view;
+    } catch { /* the live loop restarts: try again */ }
+  }, 1000);
 }
 
 function showJob(job) {
@@ -128,6 +157,7 @@ async function open(t) {
   $('studio').hidden = false;
   try {
     $('camera').srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    connectCamera($('camera').srcObject);
   } catch (err) {
     say(`no camera (${err.message}): upload a video instead`);
   }
