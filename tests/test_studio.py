@@ -105,15 +105,22 @@ def _job(st: ServerThread) -> dict:
     return _call(st.url + "/api/studio")[1]["job"]
 
 
-def test_nobody_in_the_video_is_refused_before_training(studio, tmp_path):
-    code, body = _upload(studio.url, empty_room(tmp_path / "room.mp4", seconds=6.0), "room")
-    assert code == 200 and body["seconds"] == pytest.approx(6.0, abs=0.1)
-    code, job = _call(studio.url + "/api/studio/jobs", "POST", {"name": "nobody", "upload": "room", "minutes": 5})
+@pytest.mark.parametrize("video", ["nobody", "feet-cut-off"])
+def test_unusable_footage_is_refused_before_training(studio, tmp_path, video):
+    if video == "nobody":
+        clip, why = empty_room(tmp_path / "room.mp4", seconds=6.0), "nobody found in 100% of the frames"
+    else:
+        if not DANCER_A.is_file():
+            pytest.skip("real footage not found (../shared/data)")
+        clip, why = cropped(DANCER_A, tmp_path / "desk.mp4", 0.10, 0.57), "the feet are out of view"
+    code, body = _upload(studio.url, clip, "clip")
+    assert code == 200 and body["seconds"] > 5.0
+    code, job = _call(studio.url + "/api/studio/jobs", "POST", {"name": "refused", "upload": "clip", "minutes": 5})
     assert code == 200 and job["state"] == "running"
     wait_for(lambda: _job(studio)["state"] != "running", 120, "the job to end")
     job = _job(studio)
-    assert job["state"] == "failed" and "nobody found" in job["error"], job
-    assert "train" not in job["stages"] and not (studio.server.studio.root / ".work" / "nobody" / "run").exists()
+    assert job["state"] == "failed" and why in job["error"], job
+    assert "train" not in job["stages"] and not (studio.server.studio.root / ".work" / "refused" / "run").exists()
 
 
 @pytest.mark.data
