@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dancenow.realtime.pose.placement import smoothstep
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.stance import Stance
 
@@ -26,11 +27,6 @@ class PresenceConfig:
     return_seconds: float = 0.35  # a returning performer is blended in over this long
     mean_seconds: float = 5.0  # time constant of the running mean that is the rest pose
     min_confidence: float = 0.3
-
-
-def _smoothstep(x: float) -> float:
-    x = min(1.0, max(0.0, x))
-    return x * x * (3 - 2 * x)
 
 
 def blend(a: Pose, b: Pose, w: float, min_confidence: float = 0.3) -> Pose:
@@ -89,7 +85,7 @@ class Presence:
                 self.state, self._from, self._return_at = RETURN, self._shown, t
             shown = pose
             if self.state == RETURN and self._from is not None:
-                w = _smoothstep((t - self._return_at) / c.return_seconds)
+                w = smoothstep((t - self._return_at) / c.return_seconds)
                 shown = blend(self._from, pose, w, c.min_confidence) if w < 1 else pose
                 if w >= 1:
                     self.state = LIVE
@@ -113,7 +109,7 @@ class Presence:
             if lost_for <= c.hold_seconds or rest is None:
                 self.state, shown = HOLD, self._hold_from
             else:
-                w = _smoothstep((lost_for - c.hold_seconds) / c.ease_seconds)
+                w = smoothstep((lost_for - c.hold_seconds) / c.ease_seconds)
                 self.state, shown = REST, blend(self._hold_from, rest, w, c.min_confidence)
             shown = shown.copy(timestamp=pose.timestamp)
         self._shown, self._last_t = shown, t

@@ -64,8 +64,10 @@ class PlacementConfig:
     keep_seconds: float = 120.0  # a camera's statistics are kept this long while another one plays
 
 
-def _smoothstep(x: float) -> float:
-    x = min(1.0, max(0.0, x))
+def smoothstep(x):
+    """0 below 0, 1 above 1, an S between with flat ends (a float, or an array of them): how
+    every fade and glide of the live loop eases (here and in the live side's Presence)."""
+    x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
 
 
@@ -92,11 +94,12 @@ class ViewTracker:
 
     def reset(self) -> None:
         self.view: str | None = None
+        self.seen: str | None = None
         self._pending: str | None = None
         self._count = 0
 
     def update(self, pose: Pose) -> str:
-        seen = seen_view(pose, self.visibility)
+        self.seen = seen = seen_view(pose, self.visibility)  # this frame's, before the hysteresis
         if self.view is None:
             self.view = seen
         elif seen == self.view:
@@ -116,7 +119,8 @@ class UpperStats:
         self._m: deque[tuple[float, float, float]] = deque(maxlen=window)
         self.frame_size: tuple[int, int] | None = None
 
-    def update(self, pose: Pose, torso_per_shoulder: float, visibility: float) -> None:
+    def update(self, pose: Pose, torso_per_shoulder: float, visibility: float, seen: str) -> None:
+        """Add `pose`'s measures; `seen`: its own view (`seen_view`), as the view tracker found it."""
         vis = pose.visible(visibility)
         if not pose.detected or not (vis[L_SH] and vis[R_SH]):
             return
@@ -124,7 +128,7 @@ class UpperStats:
             self._m.clear()  # the camera changed
         self.frame_size = pose.frame_size
         sc = shoulder_centre(pose.points)
-        if vis[list(HIPS)].all() and seen_view(pose, visibility) != HEAD:
+        if vis[list(HIPS)].all() and seen != HEAD:
             torso = float(np.linalg.norm(sc - hip_centre(pose.points)))
         else:
             torso = float(np.linalg.norm(pose.points[L_SH] - pose.points[R_SH])) * torso_per_shoulder
@@ -229,13 +233,13 @@ class Placement:
         if not pose.extras.get("held"):
             if view == FULL:  # not legs MediaPipe guesses behind a desk: they would shrink the body
                 self.online.update(pose)
-            self.upper.update(pose, self._torso_per_shoulder, c.visibility)
+            self.upper.update(pose, self._torso_per_shoulder, c.visibility, self.views.seen)
         scale, offset, mode = self._map(pose, view)
         if self.mode is not None and mode != self.mode and self._last is not None:
             self._glide = (t, *self._last)  # glide from where the body is drawn now
         self.mode = mode
         if self._glide is not None:
-            w = _smoothstep((t - self._glide[0]) / c.switch_seconds)
+            w = smoothstep((t - self._glide[0]) / c.switch_seconds)
             scale = (1 - w) * self._glide[1] + w * scale
             offset = (1 - w) * self._glide[2] + w * offset
             if w >= 1.0:
@@ -249,8 +253,7 @@ class Placement:
         goal[list(LENT[view])] = 1.0
         step = dt / max(c.blend_seconds, 1e-6)
         self._weights += np.clip(goal - self._weights, -step, step)
-        w = np.clip(self._weights, 0.0, 1.0)
-        weights = w * w * (3 - 2 * w)  # smoothstep, for every point at once
+        weights = smoothstep(self._weights)
         return self.stance.complete(placed, weights)
 
     def _map(self, pose: Pose, view: str) -> tuple[np.ndarray, np.ndarray, str]:
