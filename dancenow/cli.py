@@ -14,21 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dancenow.engines.sizes import add_size_argument
 from dancenow.errors import DanceNowError
-
-
-def _widths(text: str) -> tuple[int | tuple[int, int], ...]:
-    """'8,16,12x9': ngf values, or ngf x residual blocks pairs."""
-    out: list[int | tuple[int, int]] = []
-    for item in (v.strip() for v in text.split(",") if v.strip()):
-        parts = item.lower().split("x")
-        if len(parts) > 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise argparse.ArgumentTypeError(f"{item!r}: give an ngf (16) or ngf x residual blocks (12x9), "
-                                             "separated by commas, e.g. 8,16,12x9")
-        out.append(int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1])))
-    if not out:
-        raise argparse.ArgumentTypeError("give at least one width, e.g. 8,16,12x9")
-    return tuple(out)
+from dancenow.realtime.bench.widths import parse_widths
 
 
 def _positive(text: str) -> int:
@@ -37,11 +25,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _size(s: str) -> tuple[int, int]:
+def _size(s: str) -> tuple[int, int] | int:
+    if s.strip().isdigit():
+        return int(s)
     try:
         h, w = (int(v) for v in s.lower().replace("x", " ").split())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x192 (height x width), got {s!r}") from None
+        raise argparse.ArgumentTypeError(f"size must look like 256x192 (height x width) or 512 (the long side), "
+                                         f"got {s!r}") from None
     return h, w
 
 
@@ -58,7 +49,7 @@ def _default_bundle(target: str | None) -> Path:
         named = None if Path(target).exists() else named_target(target)
         return named or Path(target)
     from dancenow.demo import assets
-    from dancenow.export.exporter import ensure_bundle
+    from dancenow.export.bundle_cache import ensure_bundle
 
     return ensure_bundle(assets.DEMO_CHECKPOINT, assets.demo_bundle_dir())
 
@@ -79,16 +70,18 @@ def cmd_bench(a: argparse.Namespace) -> None:
     elif a.what == "engines":
         from dancenow.realtime.bench import engines as b
 
-        _print_result(b.run(_default_bundle(a.target), iterations=a.frames, passes=a.rounds or b.PASSES), a.json,
+        _print_result(b.run(_default_bundle(a.target), iterations=a.frames, passes=a.rounds or b.PASSES,
+                            size="full" if a.size == "auto" else a.size), a.json,
                       b.format_table)
     elif a.what == "live":
         from dancenow.realtime.bench import live as b
 
-        _print_result(b.run(a.clip, _default_bundle(a.target), seconds=a.seconds), a.json, b.format_table)
+        _print_result(b.run(a.clip, _default_bundle(a.target), seconds=a.seconds, size=a.size), a.json, b.format_table)
     elif a.what == "web":
         from dancenow.realtime.bench import web as b
 
-        _print_result(b.run(_default_bundle(a.target), seconds=a.seconds, clip=a.clip), a.json, b.format_table)
+        _print_result(b.run(_default_bundle(a.target), seconds=a.seconds, clip=a.clip, size=a.size), a.json,
+                      b.format_table)
     elif a.what == "budgets":
         from dancenow.realtime.bench import budgets as b
 
@@ -96,7 +89,8 @@ def cmd_bench(a: argparse.Namespace) -> None:
     elif a.what == "soak":
         from dancenow.realtime.bench import soak as b
 
-        _print_result(b.run(_default_bundle(a.target), minutes=a.minutes, clip=a.clip), a.json, b.format_table)
+        _print_result(b.run(_default_bundle(a.target), minutes=a.minutes, clip=a.clip, trace=a.trace), a.json,
+                      b.format_table)
 
 
 def cmd_prepare(a: argparse.Namespace) -> None:
@@ -105,7 +99,9 @@ def cmd_prepare(a: argparse.Namespace) -> None:
     if not a.synthetic and not a.video:
         raise DanceNowError("give a target video (`dancenow prepare VIDEO --out DIR`) or --synthetic")
     cfg = PrepareConfig(holdout=a.holdout, frames=a.frames, face_lines=not a.face_dots)
-    if a.size:
+    if isinstance(a.size, int):  # the long side: 512 is HD's (sides multiples of its generator's 16)
+        cfg.long_side, cfg.multiple = a.size, 16 if a.size >= 512 else cfg.multiple
+    elif a.size:
         cfg.size = a.size
     prepare(a.video, a.out, cfg, synthetic=a.synthetic)
 
@@ -115,7 +111,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     train(a.data_dir, a.out, profile=a.profile, steps=a.steps, face_steps=a.face_steps,
           vgg_weights=a.vgg_weights, seed=a.seed, temporal=not a.no_temporal, face=not a.no_face,
-          checkpoint_every=a.checkpoint_every, bf16=a.bf16, minutes=a.minutes)
+          checkpoint_every=a.checkpoint_every, bf16=a.bf16, minutes=a.minutes, enhance_steps=a.enhance_steps)
 
 
 def cmd_make_target(a: argparse.Namespace) -> None:
@@ -137,7 +133,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
             raise DanceNowError(f"--backend {a.backend} runs a target bundle, and {a.run} is not one: "
                                 f"export it first (`dancenow export {a.run}`) and evaluate the bundle")
         target = Target.open(a.run, backend=a.backend, threads=None)
-    report = evaluate(a.run, a.data_dir, a.out, backend=a.backend, target=target)
+    report = evaluate(a.run, a.data_dir, a.out, backend=a.backend, target=target, upscaled=a.upscaled)
     print(format_table(report))
 
 
@@ -164,7 +160,7 @@ def cmd_run(a: argparse.Namespace) -> None:
 
     run(a.source, _default_bundle(a.target), out=a.out, window=a.window, layout=a.layout,
         backend=a.backend, seconds=a.seconds, calibration=a.calibration, background=a.background,
-        virtual_camera=_virtual_camera(a))
+        virtual_camera=_virtual_camera(a), size=a.size)
 
 
 def _virtual_camera(a: argparse.Namespace):
@@ -176,7 +172,9 @@ def _virtual_camera(a: argparse.Namespace):
     return VirtualCameraConfig(backend=a.virtual_camera, name=a.camera_name, framing=a.framing)
 
 
-def add_virtual_camera_args(s: argparse.ArgumentParser) -> None:
+def add_live_args(s: argparse.ArgumentParser) -> None:
+    """The options of the commands that run a target live: its size, the virtual camera."""
+    add_size_argument(s)
     s.add_argument("--virtual-camera", nargs="?", const="auto", default=None,
                    choices=("auto", "pipewire", "pyvirtualcam"),
                    help="also offer the target as a camera for Zoom, Meet, Teams, OBS or a browser: PipeWire on "
@@ -198,7 +196,7 @@ def cmd_serve(a: argparse.Namespace) -> None:
     from dancenow.realtime.serve.encoder import parse_bitrate
 
     # checked before the target is built: a bad --publish URL or --bitrate fails at once
-    cfg = ServeConfig(target=None, source=a.source, host=a.host, port=a.port, backend=a.backend, layout=a.layout,
+    cfg = ServeConfig(target=None, source=a.source, host=a.host, port=a.port, backend=a.backend, size=a.size, layout=a.layout,
                       background=a.background, token=a.token, max_peers=a.max_peers, bitrate=parse_bitrate(a.bitrate),
                       publish=tuple(a.publish or ()), publish_token=a.publish_token, stamp=a.stamp,
                       virtual_camera=_virtual_camera(a))
@@ -249,10 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("what", choices=["pose", "engines", "live", "web", "soak", "budgets"])
     s.add_argument("clip", nargs="?", default=None, help="a video clip (default: one from ../shared/data)")
     s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
+    add_size_argument(s)
     s.add_argument("--frames", type=int, default=None, help="frames or iterations to time")
     s.add_argument("--seconds", type=float, default=60.0, help="how long to stream (live, web)")
     s.add_argument("--minutes", type=float, default=30.0, help="how long to soak (soak: one performer, two viewers)")
-    s.add_argument("--widths", type=_widths, default=(),
+    s.add_argument("--trace", action="store_true", help="soak: trace the Python heap (a diagnostic run, slower)")
+    s.add_argument("--widths", type=parse_widths, default=(),
                    help="budgets: also time generator v2 at these ngf, or ngf x residual blocks (e.g. 8,16,12x9)")
     s.add_argument("--rounds", type=_positive, default=None,
                    help="budgets: interleaved rounds, the median reported (default 3); engines: alternating "
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prepare", help="turn a target video into training data")
     s.add_argument("video", nargs="?", default=None)
     s.add_argument("--out", required=True, help="data folder")
-    s.add_argument("--size", type=_size, default=None, help="model resolution HxW")
+    s.add_argument("--size", type=_size, default=None, help="model resolution HxW, or the long side (512: HD)")
     s.add_argument("--holdout", type=float, default=0.15, help="fraction of frames held out (the tail)")
     s.add_argument("--frames", type=int, default=None, help="synthetic: number of frames")
     s.add_argument("--synthetic", action="store_true", help="the built-in synthetic target, no footage")
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("video", help="the target person's video: head to feet in view, a steady camera, varied movement")
     s.add_argument("--name", required=True, help="the target's name (letters, digits, - and _): serve --target NAME")
     s.add_argument("--minutes", type=float, default=10.0, help="the whole chain's budget, export included (default 10)")
-    s.add_argument("--profile", choices=["cpu-realtime", "cpu-realtime-v1"], default="cpu-realtime")
+    s.add_argument("--profile", choices=["cpu-realtime", "cpu-hd", "cpu-realtime-v1"], default="cpu-realtime")
     s.add_argument("--targets", default=None, help="where named targets live (default ~/.cache/dancenow/targets, "
                    "or $DANCENOW_TARGETS)")
     s.set_defaults(func=cmd_make_target)
@@ -284,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a target's generator (and face stage)")
     s.add_argument("data_dir")
     s.add_argument("--out", required=True, help="run folder (resumes when it holds a checkpoint)")
-    s.add_argument("--profile", choices=["cpu-realtime", "cpu-realtime-v1", "gpu-quality"], default="cpu-realtime")
+    s.add_argument("--profile", choices=["cpu-realtime", "cpu-hd", "cpu-realtime-v1", "gpu-quality"], default="cpu-realtime")
     s.add_argument("--steps", type=int, default=None, help="generator steps (default: the profile's)")
+    s.add_argument("--enhance-steps", type=int, default=None, help="cpu-hd: enhancer steps (default: the profile's)")
     s.add_argument("--face-steps", type=int, default=None, help="face stage steps (default: the profile's)")
     s.add_argument("--minutes", type=float, default=None, help="a wall-clock budget instead of step counts: the "
                    "steps are set from the measured speed (the face stage gets the last 15%%)")
@@ -303,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data_dir")
     s.add_argument("-o", "--out", required=True, help="report folder")
     s.add_argument("--backend", default="torch", choices=BACKENDS)
+    s.add_argument("--upscaled", nargs=2, metavar=("RUN", "DATA"), default=None,
+                   help="a lower-resolution target of the same clip and its data: upscaled, as an extra row")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("ablation", help="plain vs temporal vs temporal+face, at equal steps and seed")
@@ -328,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=None, help="stop after this long")
     s.add_argument("--calibration", default=None, help="performer statistics from `dancenow calibrate`")
     s.add_argument("--background", default="plate", help=BACKGROUND_HELP)
-    add_virtual_camera_args(s)
+    add_live_args(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("calibrate", help="record the performer's body statistics to a file")
@@ -354,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--publish-token", default=None, help="bearer token for the WHIP endpoint")
     s.add_argument("--stamp", action=argparse.BooleanOptionalAction, default=None, help="paint the latency stamp "
                    "(black and white blocks) into the top of the frames (default: on, off when publishing)")
-    add_virtual_camera_args(s)
+    add_live_args(s)
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="live webcam demo in a window: performer | pose | target")

@@ -34,6 +34,7 @@ class Manifest:
     training: dict = field(default_factory=dict)  # steps, data, losses, duration
     artifacts: dict[str, dict] = field(default_factory=dict)  # relative path -> {"sha256", "kind", "precision", ...}
     export: dict = field(default_factory=dict)  # checkpoint_sha256, tool versions, parity figures
+    half: str | None = None  # HD: the folder of the bundle at half the size (the coarse network alone)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

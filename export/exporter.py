@@ -10,7 +10,6 @@ atomically: a folder with a manifest is a complete bundle.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import logging
 import os
@@ -18,7 +17,7 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,13 @@ from dancenow.export.parity import parity, run_onnx
 from dancenow.export.phase_head import deploy_form
 from dancenow.files import sha256, write_atomic
 from dancenow.realtime.pose.renderer import RenderConfig
-from dancenow.training.checkpoint import build_face, build_generator, find_checkpoint, load_checkpoint
+from dancenow.training.checkpoint import (
+    build_face,
+    build_generator,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from dancenow.training.networks import GeneratorConfig, count_gflop
 
 log = logging.getLogger(__name__)
@@ -342,6 +347,20 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
         artifacts.update(build_bundle_engines(out, target, TensorRTConfig(precision=cfg.precision,
                                                                           workspace_gib=cfg.workspace), face_info is not None))
 
+    half = None
+    if generator.config.enhance:  # one bundle, two sizes: the coarse network alone, at half the size
+        from dancenow.training.checkpoint import half_checkpoint
+
+        half_ckpt = out / ".half.checkpoint.pt"
+        save_checkpoint(half_ckpt, half_checkpoint(ckpt))
+        try:
+            _say("the half-size bundle (the coarse network alone)")
+            export(half_ckpt, out / HALF, replace(cfg, name=(cfg.name or ckpt.get("name") or "target") + " (half size)",
+                                                 calib=None))
+        finally:
+            half_ckpt.unlink(missing_ok=True)
+        half = HALF
+
     import onnxruntime
     import onnxslim
     import openvino
@@ -361,52 +380,17 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
                              **({"nncf": _nncf_version()} if "openvino-int8" in cfg.formats else {})},
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.monotonic() - t0, 1),
                 "form": FORM},
+        half=half,
     )
     path = write_manifest(out, manifest)
     _say(f"wrote {out} ({', '.join(sorted(artifacts))}) in {time.monotonic() - t0:.1f} s")
     return path
 
 
+HALF = "half"  # an HD bundle's half-size bundle, inside it
+
+
 def _nncf_version() -> str:
     import nncf
 
     return nncf.__version__
-
-
-def stale_reason(checkpoint: Path, bundle_dir: Path, formats: tuple[str, ...] = CPU_FORMATS) -> str | None:
-    """Why `bundle_dir` must be (re)built from `checkpoint` in `formats`, or None when it is current."""
-    if not (bundle_dir / MANIFEST).is_file():
-        return f"first use: exporting {checkpoint.name} to {bundle_dir} (ONNX, OpenVINO and INT8 models, about a minute)"
-    try:
-        manifest = read_manifest(bundle_dir, verify=False)
-    except DanceNowError as e:
-        return f"{bundle_dir} is not usable ({e}): exporting it again"
-    if manifest.export.get("checkpoint_sha256") != sha256(checkpoint):
-        return f"{checkpoint.name} changed since {bundle_dir} was built: exporting it again"
-    if (manifest.export.get("form") or 1) < FORM:
-        return f"{bundle_dir} was written by an older export-engine (form {manifest.export.get('form') or 1} < {FORM}): exporting it again"
-    have = {(e.get("kind"), e.get("precision")) for e in manifest.artifacts.values() if e.get("role") == "generator"}
-    missing = [f for f in formats if f in FORMAT_ARTIFACTS and FORMAT_ARTIFACTS[f] not in have]
-    if missing or SAMPLES not in manifest.artifacts:
-        return f"{bundle_dir} was built without {', '.join(missing or [SAMPLES])}: exporting it again"
-    return None
-
-
-def ensure_bundle(checkpoint: str | os.PathLike, bundle_dir: str | os.PathLike) -> Path:
-    """The bundle for `checkpoint` in `bundle_dir`: exported (the CPU formats) on first use, and again
-    whenever the checkpoint's sha256 changed or a format is missing. Safe against two processes doing it at once."""
-    checkpoint, bundle_dir = Path(checkpoint), Path(bundle_dir)
-    if not checkpoint.is_file():
-        raise DanceNowError(f"checkpoint {checkpoint} not found: the built-in demo target needs it "
-                            "(demo/assets/demo_checkpoint.pt, made by `dancenow train` on `dancenow prepare --synthetic`)")
-    bundle_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(bundle_dir.parent / f".{bundle_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits, then finds the bundle current
-        reason = stale_reason(checkpoint, bundle_dir)
-        if reason is None:
-            return bundle_dir
-        _say(reason)
-        if bundle_dir.exists():
-            shutil.rmtree(bundle_dir)  # our cache: an old or half-written bundle
-        export(checkpoint, bundle_dir, ExportConfig(formats=CPU_FORMATS))
-    return bundle_dir

@@ -135,6 +135,7 @@ def make_target(video: str | os.PathLike, name: str, cfg: MakeTargetConfig | Non
     from dancenow.training.checkpoint import find_checkpoint
     from dancenow.training.evaluate import evaluate
     from dancenow.training.prepare import PrepareConfig, prepare
+    from dancenow.training.profiles import get_profile
     from dancenow.training.trainer import train
 
     cfg = cfg or MakeTargetConfig()
@@ -161,7 +162,8 @@ def make_target(video: str | os.PathLike, name: str, cfg: MakeTargetConfig | Non
     save("check")
     footage = check_footage(video, cfg.footage)
     t = done("check", t0, "prepare", footage=asdict(footage))
-    data = prepare(video, work / "data", PrepareConfig())
+    prof = get_profile(cfg.profile)  # prepared at the profile's size (cpu-hd: 512 on the long side)
+    data = prepare(video, work / "data", PrepareConfig(long_side=max(prof.size), multiple=prof.generator.factor))
     _check_registration(data, cfg.footage)
     t = done("prepare", t, "train")
     budget = 60.0 * cfg.minutes

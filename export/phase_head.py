@@ -23,23 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Bilinear x2 (align_corners=False) followed by a 3x3 tap, in one dimension: for output phase p and
-# tap offset a, the weights of the half-resolution pixels at offsets -1, 0, +1 (keyed by p + a).
-_TAPS = {-1: (0.75, 0.25, 0.0), 0: (0.25, 0.75, 0.0), 1: (0.0, 0.75, 0.25), 2: (0.0, 0.25, 0.75)}
-
-
-def phase_kernel(weight: torch.Tensor) -> torch.Tensor:
-    """A full-resolution 3x3 kernel (O, C, 3, 3) after bilinear x2, as a half-resolution kernel
-    (4 O, C, 3, 3) whose output channel o * 4 + 2 p + q is pixel (p, q) of each 2x2 block
-    (pixel_shuffle's order)."""
-    taps = torch.tensor([[_TAPS[p + a] for a in (-1, 0, 1)] for p in (0, 1)], dtype=torch.float64)  # p, a, u
-    w = torch.einsum("ocab,pau,qbv->opqcuv", weight.double(), taps, taps)
-    return w.reshape(weight.shape[0] * 4, weight.shape[1], 3, 3).float()
+from dancenow.training.phase import phase_kernel, phases
 
 
 def is_v2_head(model: nn.Sequential) -> bool:
     """Whether `model` ends as v2's output layer does (bilinear x2, then a reflect-padded 3x3 conv)."""
-    if len(model) < 3:
+    if len(model) < 2:
         return False
     up, conv = model[-2], model[-1]
     return (isinstance(up, nn.Upsample) and up.mode == "bilinear" and not up.align_corners
@@ -61,20 +50,8 @@ class PhaseHead(nn.Module):
             self.phase.bias.copy_(conv.bias.repeat_interleave(4))
         self.register_buffer("plate", None if plate is None else F.pixel_unshuffle(plate, 2), persistent=False)
 
-    def _exact(self, x: torch.Tensor) -> torch.Tensor:
-        """The original layers on a strip, as phases."""
-        up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        return F.pixel_unshuffle(self.conv(up), 2)
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        y = self.phase(x)  # (H - 2) x (W - 2) phases
-        # Two rows (or columns) from each edge suffice for the outermost phases; stacking both edges
-        # in one strip runs one small convolution instead of two. Assembled around the interior
-        # without slicing it (measured: slicing and re-joining cost about 0.2 ms a frame more).
-        cols = self._exact(torch.cat([x[:, :, :, :2], x[:, :, :, -2:]], 3))
-        y = torch.cat([cols[:, :, 1:-1, :1], y, cols[:, :, 1:-1, -1:]], 3)
-        rows = self._exact(torch.cat([x[:, :, :2], x[:, :, -2:]], 2))
-        y = torch.cat([rows[:, :, :1], y, rows[:, :, -1:]], 2)
+        y = phases(x, self.conv, self.phase(x))
         c = 4 * self.colours
         if self.plate is None:
             return F.pixel_shuffle(torch.tanh(y[:, :c]), 2), None
@@ -100,9 +77,30 @@ class DeployGenerator(nn.Module):
         return self.head(self.trunk(torch.cat([pose, previous], dim=1)))
 
 
+class DeployHD(nn.Module):
+    """An HD generator (training/enhancer.py) with the enhancer's output stage as a PhaseHead: the
+    same function, without the 512-px 16-channel map the plain head would build and read again."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.config = generator.config
+        self.coarse_trunk = generator.coarse.model[:-2]
+        self.enhancer = generator.enhancer
+        self.head = PhaseHead(generator.enhancer.head[-1], self.config.out_channels, generator.plate)
+
+    def forward(self, pose: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        return self.layers(pose, previous)[0]
+
+    def layers(self, pose: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = torch.cat([pose, previous], dim=1)
+        return self.head(self.enhancer.features(x, self.coarse_trunk(F.avg_pool2d(x, 2))))
+
+
 def deploy_form(generator: nn.Module) -> nn.Module:
-    """What export writes for `generator`: the PhaseHead form for v2 generators, else the generator."""
+    """What export writes for `generator`: the PhaseHead form for v2 and HD generators, else the generator."""
     c = getattr(generator, "config", None)
+    if getattr(c, "enhance", False):
+        return DeployHD(generator).eval() if is_v2_head(generator.enhancer.head) else generator
     model = getattr(generator, "model", None)
     if c is None or not getattr(c, "fold", False) or getattr(c, "local_enhancer", False) or not isinstance(model, nn.Sequential):
         return generator

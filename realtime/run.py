@@ -31,7 +31,7 @@ def status_line(stats: PipelineStats) -> str:
 def run(source: str | Source, bundle: str | Path | Target, out: str | Path | None = None, window: bool = False,
         layout: str = "target", backend: str = "auto", seconds: float | None = None,
         calibration: str | Path | None = None, status_every: float = 1.0, background: str = "plate",
-        virtual_camera: VirtualCameraConfig | None = None) -> PipelineStats:
+        virtual_camera: VirtualCameraConfig | None = None, size: str = "auto") -> PipelineStats:
     """Run the live pipeline until `seconds` pass, the source ends, or Ctrl-C/q; returns its stats.
     `virtual_camera`: also offer the generated target as a camera (see `virtualcam.py`)."""
     if out is None and not window and seconds is None and virtual_camera is None:
@@ -42,7 +42,7 @@ def run(source: str | Source, bundle: str | Path | Target, out: str | Path | Non
         raise DanceNowError("--window needs a display and none is set (DISPLAY): write a file with --out OUT.mp4")
     # a file under --seconds loops, so the run lasts as long as asked
     show = open_show(source, bundle, PipelineConfig(layout=layout, calibration=calibration, background=background), backend=backend,
-                     loop=seconds is not None)
+                     loop=seconds is not None, size=size)
     if window:
         import cv2
     camera = None

@@ -66,7 +66,7 @@ def _demo_bundle() -> Path | None:
         return Path(os.environ["DANCENOW_TEST_BUNDLE"])
     if not assets.DEMO_CHECKPOINT.is_file():
         return None
-    from dancenow.export.exporter import ensure_bundle
+    from dancenow.export.bundle_cache import ensure_bundle
 
     return ensure_bundle(assets.DEMO_CHECKPOINT, assets.demo_bundle_dir())
 

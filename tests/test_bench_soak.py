@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path) -> None:
     clip = demo_clip(tmp_path / "performer.mp4", frames=45, size=(360, 270), fps=15.0)
-    r = soak.run(live_bundle, minutes=0.5, clip=clip, interval=10.0)
+    r = soak.run(live_bundle, minutes=0.75, clip=clip, interval=15.0)
     json.dumps(r)
     assert r["host"] == cpu_info() and r["clip"] == "performer.mp4"
     assert len(r["rows"]) >= 2
@@ -28,6 +28,15 @@ def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path) -> None:
         assert row["samples"] > 0 and 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"], row
         assert row["dropped"] >= 0 and row["missed"] >= 0 and row["rss_mb"] > 0
     assert r["drift_ms"] is not None and r["rss_slope_mb_per_min"] is not None
+    # viewers come and go: one joins after the first row, the oldest leaves after the second
+    assert [row["viewers"] for row in r["rows"][:2]] == [2, 3]
+    for row in r["rows"]:
+        assert row["process"]["threads"] > 2 and row["process"]["open_files"] > 0 and row["process"]["gc_objects"] > 0
+        assert row["sizes"]["peers"] >= row["viewers"] and row["sizes"]["telemetry_samples"] > 0
+        assert row["thread_cores"]["pose"] > 0 and row["thread_cores"]["generate"] > 0 and row["cpu_cores"] > 0
+    # the control: a fresh process timed the same tracker and engine beside the rows
+    controls = [row["control"] for row in r["rows"] if "track_ms" in row["control"]]
+    assert controls and all(c["track_ms"]["p50"] > 0 and c["generate_ms"]["p50"] > 0 for c in controls), r["rows"]
     table = soak.format_table(r)
     print("\n" + table)
     assert describe_cpu() in table and "drift" in table and "RSS slope" in table

@@ -29,7 +29,8 @@ from dancenow.engines.tensorrt_target import (
     timing_cache_filename,
 )
 from dancenow.errors import DanceNowError
-from dancenow.export.exporter import ExportConfig, ensure_bundle, export, stale_reason
+from dancenow.export.bundle_cache import ensure_bundle, stale_reason
+from dancenow.export.exporter import ExportConfig, export
 from dancenow.export.tensorrt_build import builder_flags, pin_layers, source_model
 from dancenow.realtime.pose.choreography import PERIOD, pose_at
 from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure

@@ -10,6 +10,7 @@ import pytest
 
 from dancenow.realtime.media.reader import iter_frames
 from dancenow.realtime.pose import skeleton as sk
+from dancenow.realtime.pose.face import mouth_opening
 from dancenow.realtime.pose.face_mesh import face_roi
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
@@ -19,12 +20,6 @@ from footage import CLIPS
 
 DANCER_A = CLIPS / "dancer_a_yellow_top_full_body.mp4"
 _AT = {m: sk.FACE.start + i for i, m in enumerate(sk.FACE_MESH)}  # mesh index -> layout index
-
-
-def _mouth_opening(pose: Pose) -> float:
-    """Inner lips apart, as a fraction of the face's height (forehead to chin)."""
-    p = pose.points
-    return float(np.hypot(*(p[_AT[14]] - p[_AT[13]])) / np.hypot(*(p[_AT[152]] - p[_AT[10]])))
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +56,8 @@ def test_an_open_mouth_and_a_closed_one_draw_differently(dancer_a_poses) -> None
     """Frame 105 has the mouth open, frame 0 closed: the mesh says so, and so does the label map
     (the mouth's dark fill), which is what lets the face follow the performer's mouth."""
     closed, opened = dancer_a_poses[0][1], dancer_a_poses[105][1]
-    print(f"mouth opening: closed {_mouth_opening(closed):.3f}, open {_mouth_opening(opened):.3f} face heights")
-    assert _mouth_opening(opened) > 2 * _mouth_opening(closed) and _mouth_opening(opened) > 0.04
+    print(f"mouth opening: closed {mouth_opening(closed):.3f}, open {mouth_opening(opened):.3f} face heights")
+    assert mouth_opening(opened) > 2 * mouth_opening(closed) and mouth_opening(opened) > 0.04
     cfg = RenderConfig(face_lines=True)
 
     def mouth_pixels(pose: Pose) -> int:

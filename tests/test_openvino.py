@@ -122,7 +122,7 @@ def test_old_bundle_without_ir_still_loads(demo_bundle, tmp_path, cache, monkeyp
 
 def test_cached_bundle_without_ir_is_rebuilt_by_ensure_bundle(demo_bundle, tmp_path):
     from dancenow.demo import assets
-    from dancenow.export.exporter import stale_reason
+    from dancenow.export.bundle_cache import stale_reason
 
     if os.environ.get("DANCENOW_TEST_BUNDLE"):
         pytest.skip("DANCENOW_TEST_BUNDLE is not the demo checkpoint's bundle")

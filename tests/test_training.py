@@ -24,7 +24,8 @@ from dancenow.training.checkpoint import build_face, build_generator, load_check
 from dancenow.training.networks import Generator
 from dancenow.training.prepare import PrepareConfig, load_prepared, prepare
 from dancenow.training.profiles import get_profile
-from dancenow.training.trainer import compact_checkpoint, generate_sequence, set_lr, train
+from dancenow.training.stages import set_lr
+from dancenow.training.trainer import compact_checkpoint, generate_sequence, train
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

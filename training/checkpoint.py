@@ -87,6 +87,36 @@ def build_generator(ckpt: dict) -> Generator:
     return g.eval()
 
 
+_STAT_PIXELS = ("ankle_close", "ankle_far", "ankle_median", "height_close", "height_far", "height_median", "x_center")
+
+
+def half_checkpoint(ckpt: dict) -> dict:
+    """An HD checkpoint's coarse network as a checkpoint of its own, at half the size: what a host
+    too slow for the full size runs (one bundle, two sizes). Its plate and pose statistics are
+    scaled to that size; it has no face stage (the face net learnt the full size's crops)."""
+    from dataclasses import replace
+
+    import cv2
+
+    config = GeneratorConfig.from_dict(ckpt["generator_config"])
+    if not config.enhance:
+        raise DanceNowError("only an HD checkpoint (profile cpu-hd) has a half-size network")
+    h, w = (int(v) // 2 for v in ckpt["resolution"])
+    stats = dict(ckpt["pose_stats"]) if ckpt.get("pose_stats") else None
+    if stats:
+        stats.update({k: float(stats[k]) / 2 for k in _STAT_PIXELS},
+                     frame_size=[int(stats["frame_size"][0]) // 2, int(stats["frame_size"][1]) // 2])
+        if stats.get("rest"):
+            stats["rest"] = [[float(x) / 2, float(y) / 2] for x, y in stats["rest"]]
+    plate = ckpt.get("plate")
+    if isinstance(plate, torch.Tensor):
+        plate = torch.from_numpy(cv2.resize(plate.numpy(), (w, h), interpolation=cv2.INTER_AREA))
+    return {**{k: v for k, v in ckpt.items() if k not in ("train_state", "format")},
+            "resolution": [h, w], "generator_config": replace(config, enhance=False).to_dict(),
+            "generator": {k[len("coarse."):]: v for k, v in ckpt["generator"].items() if k.startswith("coarse.")},
+            "plate": plate, "pose_stats": stats, "face_config": None, "face": None, "face_crop": None}
+
+
 def build_face(ckpt: dict) -> FaceGenerator | None:
     if not ckpt.get("face"):
         return None

@@ -25,7 +25,7 @@ from dancenow.training import metrics as M
 from dancenow.training.prepare import TargetData, load_prepared
 
 log = logging.getLogger(__name__)
-METHODS = ("generated", "nearest", "mean_frame", "real")
+METHODS = ("generated", "coarse", "upscaled", "nearest", "mean_frame", "real")
 REPORT_NAME, SHEET_NAME = "report.json", "contact_sheet.png"
 
 
@@ -81,6 +81,47 @@ def generate_holdout(engine, data: TargetData, temporal: bool = True) -> tuple[n
         box = face_box(data.poses[i], (h, w), engine.face_crop) if engine.face_crop else None
         out.append(paste_face(frame, label, box, engine.refine_face))
     return np.stack(raw), np.stack(out)
+
+
+def upscaled_holdout(run: str | os.PathLike, data_dir: str | os.PathLike, like: TargetData) -> np.ndarray:
+    """A lower-resolution target's held-out frames (from its own prepared data: the same clip and
+    split at its size), upscaled bicubic to `like`'s size: the baseline an HD target must beat."""
+    import cv2
+
+    from dancenow.training.checkpoint import load_checkpoint
+
+    low = load_prepared(data_dir)
+    if (low.n_train, len(low.poses)) != (like.n_train, len(like.poses)):
+        raise DanceNowError(f"{data_dir} splits its clip as {low.n_train} + {len(low.poses) - low.n_train} frames, "
+                            f"{like.root} as {like.n_train} + {len(like.poses) - like.n_train}: prepare both from "
+                            "the same clip with the same --holdout")
+    engine = CheckpointGenerator(load_checkpoint(run))
+    if tuple(engine.resolution) != tuple(low.size):
+        raise DanceNowError(f"{run} generates {engine.resolution} but {data_dir} is {low.size}: pass the data it was trained on")
+    _, frames = generate_holdout(engine, low, engine.temporal)
+    h, w = like.size
+    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in frames])
+
+
+def coarse_holdout(generator, data: TargetData, temporal: bool) -> np.ndarray:
+    """An HD target's own half-size frame (its coarse network alone, as a slow host runs it, on the
+    label maps at half size), upscaled bicubic to the full size."""
+    import cv2
+    import torch
+
+    from dancenow.training.stages import to_tensor
+    from dancenow.training.trainer import to_uint8
+
+    h, w = data.size
+    previous = torch.full((1, 3, h // 2, w // 2), -1.0)
+    out = []
+    with torch.inference_mode():
+        for i in range(data.n_train, len(data.poses)):
+            label = cv2.resize(np.asarray(data.labels[i]), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            frame = generator(to_tensor(label[None], torch.device("cpu")), previous)
+            previous = frame if temporal else torch.full_like(frame, -1.0)
+            out.append(cv2.resize(to_uint8(frame)[0], (w, h), interpolation=cv2.INTER_CUBIC))
+    return np.stack(out)
 
 
 def score(frames: np.ndarray, data: TargetData, cfg: EvalConfig, poses_found=None) -> dict:
@@ -140,11 +181,14 @@ def contact_sheet(data: TargetData, generated: np.ndarray, rows: int) -> np.ndar
 
 
 def evaluate(run: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.PathLike, backend: str = "torch",
-             target=None, config: EvalConfig | None = None) -> dict:
+             target=None, config: EvalConfig | None = None,
+             upscaled: tuple[str | os.PathLike, str | os.PathLike] | None = None) -> dict:
     """Generate the held-out frames of `data_dir` with `run` (a run folder or checkpoint; or an
     opened `target`, a `dancenow.realtime.live.target.Target` that the command line made from a
     bundle: training does not import the live side), score them and the baselines, write
-    `report.json` and `contact_sheet.png` to `out`, and return the report."""
+    `report.json` and `contact_sheet.png` to `out`, and return the report. `upscaled` = (run, data):
+    a lower-resolution target of the same clip, upscaled, as an extra row; an HD checkpoint also
+    gets its own half-size frame upscaled ("coarse")."""
     cfg = config or EvalConfig()
     data = load_prepared(data_dir)
     n_hold = len(data.poses) - data.n_train
@@ -169,11 +213,20 @@ def evaluate(run: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.
 
     log.info("generating %d held-out frames (%s)", n_hold, getattr(engine, "name", "engine"))
     _, generated = generate_holdout(engine, data, temporal)
-    outputs = {"generated": generated, **baselines(data), "real": np.asarray(data.frames[data.n_train:])}
+    outputs = {"generated": generated}
+    if target is None and engine.generator.config.enhance:
+        outputs["coarse"] = coarse_holdout(engine.generator.coarse, data, temporal)
+    if upscaled is not None:
+        outputs["upscaled"] = upscaled_holdout(*upscaled, data)
+    outputs.update(**baselines(data), real=np.asarray(data.frames[data.n_train:]))
     methods = {}
     for name, frames in outputs.items():
         found = M.detect_poses(frames, fps=float(data.manifest.get("fps") or 15.0)) if cfg.detect else None
-        methods[name] = score(frames, data, cfg, found)
+        methods[name] = {**score(frames, data, cfg, found), "pose_found": found}
+    if cfg.detect:
+        real_found = methods["real"]["pose_found"]
+        for m in methods.values():
+            m["mouth"] = M.mouth_summary(m.pop("pose_found"), real_found)
     real_flicker = methods["real"]["flicker"]
     for m in methods.values():
         m["flicker_ratio"] = m["flicker"] / real_flicker if real_flicker else float("nan")
@@ -211,7 +264,8 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
 
 
-ROW_NAMES = {"generated": "generated", "nearest": "nearest pose (baseline)", "mean_frame": "mean frame (baseline)",
+ROW_NAMES = {"generated": "generated", "coarse": "own half size, upscaled", "upscaled": "lower-res model, upscaled",
+             "nearest": "nearest pose (baseline)", "mean_frame": "mean frame (baseline)",
              "real": "real frames"}
 
 
@@ -221,20 +275,23 @@ def table_row(name: str, m: dict) -> str:
     body, face, pose = m.get("body") or {}, m.get("face") or {}, m.get("pose") or {}
     dist = (pose.get("distance") or {}).get("body") or {}
     fdist = (pose.get("distance") or {}).get("face") or {}
-    found = pose.get("found_frac")
+    found, mouth = pose.get("found_frac"), m.get("mouth") or {}
     return (f"{name:<26}{_fmt(body.get('ssim'), '.3f'):>9}{_fmt(body.get('psnr'), '.2f'):>9}"
             f"{_fmt(body.get('gmsd'), '.4f'):>9}{_fmt(face.get('ssim'), '.3f'):>9}{_fmt(face.get('psnr'), '.2f'):>9}"
             f"{_fmt(face.get('gmsd'), '.4f'):>9}"
             f"{_fmt(dist.get('px'), '.2f'):>9}{_fmt(dist.get('rel'), '.3f'):>8}{_fmt(fdist.get('rel'), '.3f'):>8}"
             f"{_fmt(None if found is None else 100 * found, '.0f'):>7}{_fmt(pose.get('missed'), 'd'):>7}"
             f"{_fmt(m.get('flicker'), '.2f'):>9}{_fmt((m.get('whole') or {}).get('ssim'), '.3f'):>9}"
-            f"{_fmt(m.get('background_psnr'), '.2f'):>9}")
+            f"{_fmt(m.get('background_psnr'), '.2f'):>9}"
+            f"{_fmt(None if mouth.get('face_found_frac') is None else 100 * mouth['face_found_frac'], '.0f'):>7}"
+            f"{_fmt(mouth.get('mouth_corr'), '.2f'):>8}")
 
 
 TABLE_HEADER = (f"{'':<26}{'body':>9}{'body':>9}{'body':>9}{'face':>9}{'face':>9}{'face':>9}{'pose px':>9}"
-                f"{'/height':>8}{'face/h':>8}{'found%':>7}{'missed':>7}{'flicker':>9}{'whole':>9}{'bg':>9}\n"
+                f"{'/height':>8}{'face/h':>8}{'found%':>7}{'missed':>7}{'flicker':>9}{'whole':>9}{'bg':>9}{'mesh%':>7}"
+                f"{'mouth':>8}\n"
                 f"{'':<26}{'SSIM':>9}{'PSNR':>9}{'GMSD':>9}{'SSIM':>9}{'PSNR':>9}{'GMSD':>9}{'body':>9}{'body':>8}{'':>8}"
-                f"{'':>7}{'':>7}{'':>9}{'SSIM':>9}{'PSNR':>9}")
+                f"{'':>7}{'':>7}{'':>9}{'SSIM':>9}{'PSNR':>9}{'':>7}{'r':>8}")
 
 
 def format_table(report: dict) -> str:

@@ -170,14 +170,31 @@ def summarize_pose(found: Sequence[Pose], reference: Sequence[Pose], min_confide
 
 
 def detect_poses(frames: Iterable[np.ndarray], tracker_factory=None, fps: float = 15.0) -> list[Pose]:
-    """MediaPipe on each frame of a sequence (one video-mode tracker, as live)."""
+    """MediaPipe on each frame of a sequence (one video-mode tracker, as live), with the face mesh."""
     if tracker_factory is None:
         from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 
         def tracker_factory():
-            return PoseTracker(TrackerConfig())
+            return PoseTracker(TrackerConfig(face_mesh=True))
     with tracker_factory() as tracker:
         return [tracker.track(np.ascontiguousarray(f), i / fps) for i, f in enumerate(frames)]
+
+
+def mouth_summary(found: Sequence[Pose], real: Sequence[Pose]) -> dict:
+    """How often the face mesh finds the face in `found` (poses detected on generated frames), and
+    how well the mouth opening it measures follows the one measured on the real frames (Pearson
+    correlation over the frames where both were found; None when the real mouth hardly moves)."""
+    from dancenow.realtime.pose.face import mouth_opening
+
+    gen = [mouth_opening(p) if p.detected else None for p in found]
+    ref = [mouth_opening(p) if p.detected else None for p in real]
+    both = [(g, r) for g, r in zip(gen, ref, strict=True) if g is not None and r is not None]
+    corr = None
+    if len(both) >= 3 and np.std([r for _, r in both]) > 0.005 and np.std([g for g, _ in both]) > 0:
+        corr = float(np.corrcoef(np.asarray(both).T)[0, 1])
+    found_n = sum(g is not None for g in gen)
+    return {"face_found_frac": found_n / len(gen) if gen else float("nan"), "mouth_corr": corr,
+            "mouth_frames": len(both)}
 
 
 # --- temporal flicker ------------------------------------------------------------------------------

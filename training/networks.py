@@ -7,10 +7,12 @@ Generators take the label map and the previous generated frame stacked (6 channe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
+
+from dancenow.training.phase import phases
 
 
 @dataclass
@@ -33,11 +35,17 @@ class GeneratorConfig:
     alpha: bool = False
     ngf_local: int = 32
     n_blocks_local: int = 3
+    # HD: this (v2) generator runs at half the frame's size as the coarse network, inside a
+    # full-resolution enhancer of `ngf_enhance` channels (training/enhancer.py). The coarse network
+    # alone still makes the half-size frame: one bundle, two sizes.
+    enhance: bool = False
+    ngf_enhance: int = 16
+    n_blocks_enhance: int = 2
 
     @property
     def factor(self) -> int:
         """Both sides of the input must be multiples of this."""
-        return 2 ** (self.n_downsample + (1 if self.local_enhancer else 0))
+        return 2 ** (self.n_downsample + (1 if self.local_enhancer or self.enhance else 0))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +131,14 @@ class Generator(nn.Module):
         super().__init__()
         self.config = c = config
         self.register_buffer("plate", torch.zeros(1, c.out_channels, 1, 1), persistent=False)
+        if c.enhance:
+            from dancenow.training.enhancer import Enhancer
+
+            if c.local_enhancer or not (c.fold and c.alpha):
+                raise ValueError("enhance wraps a v2 generator (fold and alpha), not the local enhancer")
+            self.coarse = Generator(replace(c, enhance=False))
+            self.enhancer = Enhancer(c)
+            return
         if not c.local_enhancer:
             self.model = nn.Sequential(*global_trunk(c, c.ngf, c.in_channels), *output_layer(c, c.ngf))
             return
@@ -147,6 +163,8 @@ class Generator(nn.Module):
     def set_plate(self, plate: torch.Tensor) -> None:
         """The background (1 x 3 x H x W in [-1, 1]) an alpha generator composites the person over."""
         self.plate = plate.to(self.plate)
+        if self.config.enhance:
+            self.coarse.set_plate(nn.functional.avg_pool2d(self.plate, 2))
 
     def forward(self, pose: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         return self.layers(pose, previous)[0]
@@ -160,7 +178,12 @@ class Generator(nn.Module):
         c = self.config
         if c.local_enhancer:
             return self.local_up(self.local_down(x) + self.global_net(self.downsample(x))), None
-        y = self.model(x)
+        if c.enhance:  # the coarse trunk on the half-size input; the enhancer at full size
+            y = self.enhancer(x, self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2)))
+        elif c.fold:  # v2's head (bilinear x2, 3x3 convolution) run as its phases: the same function, faster
+            y = nn.functional.pixel_shuffle(phases(self.model[:-2](x), self.model[-1]), 2)
+        else:
+            y = self.model(x)
         if not c.alpha:
             return torch.tanh(y), None
         person, logit = torch.tanh(y[:, :c.out_channels]), y[:, c.out_channels:]

@@ -177,16 +177,20 @@ class Budget:
     past its deadline (the machine got slower) stops there. The plan lives in the run's summary,
     so a run killed and started again keeps its step counts (and the learning-rate schedule)."""
 
-    def __init__(self, minutes: float, summary: dict, face_share: float = 0.15, probe: int = 20, warmup: int = 3,
-                 started: float | None = None) -> None:
+    def __init__(self, minutes: float, summary: dict, shares: list[tuple[str, float]], probe: int = 20,
+                 warmup: int = 3, started: float | None = None) -> None:
+        """`shares`: each stage's name and share of the budget, in the order they run."""
         if not minutes > 0:
             raise ValueError(f"--minutes must be above 0, got {minutes}")
-        self.plan = summary.setdefault("budget", {"minutes": minutes, "generator": None, "face": None})
+        self.plan = summary.setdefault("budget", {"minutes": minutes, **{name: None for name, _ in shares}})
         self.probe, self.warmup = probe, warmup
         self.margin = 0.9
         now = time.monotonic() if started is None else started
-        seconds = 60.0 * minutes
-        self.deadline = {"generator": now + seconds * (1.0 - face_share), "face": now + seconds}
+        seconds, end = 60.0 * minutes, 0.0
+        self.deadline = {}
+        for name, share in shares:
+            end += share
+            self.deadline[name] = now + seconds * end
         self._t: dict[str, tuple[int, float]] = {}
 
     def total(self, stage: str) -> int:

@@ -142,7 +142,7 @@ def _phase(target: Target, threads: int, iterations: int, passes: int, inputs: l
 
 
 def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int | None = None,
-        passes: int = PASSES) -> dict:
+        passes: int = PASSES, size: str = "full") -> dict:
     """Median/p95 latency, fps, GFLOP/s and parity per engine and thread count; ratios to PyTorch eager
     fp32 and to ONNX Runtime INT8 at the same thread count. `threads`: only that count (else 1 and 2).
     `passes`: blocks in alternating order the calls are split over (more: steadier on a drifting host;
@@ -155,7 +155,8 @@ def run(bundle: str | os.PathLike, iterations: int | None = None, threads: int |
         raise DanceNowError(f"--rounds must be at least 1, got {passes}")
     if threads is not None and threads < 1:
         raise DanceNowError(f"threads must be at least 1, got {threads}")
-    target = Target.open(bundle, backend="onnxruntime", precision="fp32")  # the bundle, verified, read once
+    # the bundle, verified, read once (an HD bundle at the size asked for: both are worth timing)
+    target = Target.open(bundle, backend="onnxruntime", precision="fp32", size=size)
     if "checkpoint.pt" not in target.artifacts:
         raise DanceNowError(f"{bundle} has no checkpoint.pt for the PyTorch eager baseline: re-export it")
     gflop = target.gflop

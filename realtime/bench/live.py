@@ -193,7 +193,7 @@ def _best_naive_target(bundle, clip: Path, fallback: Target, probe_seconds: floa
     best = None
     for th in (os.cpu_count() or 1, 1):
         try:
-            eng = Target.open(bundle, backend="torch", threads=th)
+            eng = Target.open(fallback.bundle, backend="torch", threads=th, size="full")  # the pipeline's size
         except DanceNowError as e:
             log.warning("naive loop: no PyTorch generator in the bundle (%s); using %s", e, fallback.engine.describe())
             return fallback, None, probes
@@ -209,16 +209,16 @@ def _best_naive_target(bundle, clip: Path, fallback: Target, probe_seconds: floa
     return eng, th, probes
 
 
-def _best_pipeline_target(bundle, clip: Path, threads: int | None, probe_seconds: float
+def _best_pipeline_target(bundle, clip: Path, threads: int | None, probe_seconds: float, size: str = "auto"
                           ) -> tuple[Target, int, dict[str, float]]:
     """The pipeline's Target on `threads`, or on the thread count (1 or 2) that gives the higher
     unpaced pipeline fps here; returns (target, threads, {threads: fps})."""
     if threads is not None:
-        return Target.open(bundle, backend="auto", threads=threads), threads, {}
+        return Target.open(bundle, backend="auto", threads=threads, size=size), threads, {}
     probes: dict[str, float] = {}
     best: tuple[Target, int, float] | None = None
     for th in sorted({1, min(2, os.cpu_count() or 1)}):
-        target = Target.open(bundle, backend="auto", threads=th)
+        target = Target.open(bundle, backend="auto", threads=th, size=size)
         fps = _pipeline_run(clip, target, probe_seconds, paced=False, warmup=1.0)["fps"]
         probes[str(th)] = fps
         if best is None or fps > best[2]:
@@ -234,7 +234,8 @@ def _choice(target: Target) -> dict | None:
 
 
 def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds: float | None = None,
-        naive_seconds: float | None = None, threads: int | None = None, probe_seconds: float = 6.0) -> dict:
+        naive_seconds: float | None = None, threads: int | None = None, probe_seconds: float = 6.0,
+        size: str = "auto") -> dict:
     """All four measurements; JSON-able. `unpaced_seconds`/`naive_seconds` default to a third of
     `seconds` (at least 10 s): throughput settles quickly, drift needs the long paced run.
     `threads`: the pipeline generator's intra-op threads; None: measured (1 and 2, unpaced, with
@@ -244,7 +245,7 @@ def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds:
     short = max(10.0, seconds / 3)
     unpaced_seconds = unpaced_seconds or short
     naive_seconds = naive_seconds or short
-    target, threads, thread_probe = _best_pipeline_target(bundle, clip, threads, probe_seconds)
+    target, threads, thread_probe = _best_pipeline_target(bundle, clip, threads, probe_seconds, size)
     pipeline_paced = _pipeline_run(clip, target, seconds, paced=True)
     pipeline_unpaced = _pipeline_run(clip, target, unpaced_seconds, paced=False)
     naive, naive_threads, probes = _best_naive_target(bundle, clip, target)
@@ -255,6 +256,7 @@ def run(clip: str | Path | None, bundle, seconds: float = 60.0, unpaced_seconds:
     result = {
         "clip": str(clip), "bundle": str(bundle), "camera_fps": CAMERA_FPS,
         "host": host(), "engine": target.engine.describe(), "engine_choice": _choice(target), "threads": threads,
+        "size": target.size_note, "resolution": list(target.resolution),
         "thread_probe_fps": thread_probe, "naive_engine": naive.engine.describe(),
         "tracker_threads": {"pipeline": PipelineConfig().tracker.threads, "naive": NAIVE_TRACKER_THREADS},
         "tracker_landmarks": {"pipeline": PipelineConfig().tracker.landmarks, "naive": "mediapipe"},
@@ -283,6 +285,7 @@ def _row(name: str, r: dict) -> str:
 
 def format_table(result: dict) -> str:
     lines = [f"bench live: {result['clip']}", f"host: {describe_cpu()}",
+             f"target size: {result.get('size')}",
              f"pipeline engine {result['engine']}, {result['threads']} thread(s) (probe fps by threads: "
              f"{result['thread_probe_fps'] or 'not probed'}); naive {result['naive_engine']}, "
              f"{result['naive_threads']} thread(s) (probe fps by threads: {result['naive_thread_probe_fps']}); "

@@ -1,20 +1,30 @@
-"""`dancenow bench soak --minutes N`: does the server hold for half an hour?
+"""`dancenow bench soak --minutes N`: does the server hold for an hour, or a show's length?
 
 The real server on loopback with one performer (an aiortc client sending a looping clip as its
-camera, as the performer page sends a webcam) and two viewers (aiortc clients that decode every
-frame and read its pixel stamp), all in this process. Per minute: the fps each viewer decodes,
-latency p50/p99 (the performer's frame reaching the server -> the generated frame decoded by a
-viewer, from the pixel stamps), frames the pipeline dropped (latest wins), frames a viewer never
-got, and the process's RSS. At the end: drift (the last minute's p50 minus the first's) and the
-RSS slope (least squares over samples every 5 s, the first minute left out of runs of 3 minutes
-or more: start-up allocations are not a leak).
+camera, as the performer page sends a webcam) and viewers (aiortc clients that decode every frame
+and read its pixel stamp), all in this process. Viewers come and go as in a real show: with
+`churn`, a viewer joins at the end of one minute and the oldest leaves at the end of the next
+(never fewer than one). Per minute: the fps each viewer present all minute decoded, latency
+p50/p99 (the performer's frame reaching the server -> the generated frame decoded by a viewer,
+from the pixel stamps), the pipeline's own stages, frames dropped and missed, and the process
+(process.py: RSS, CPU per thread against wall time, threads, open files, tracked objects, every
+bounded structure's size) and the host (steal, clock). Beside every minute a control process
+(control.py) times the same tracker and engine fresh: the host's effect shows in both, the
+process's only in the pipeline. With `trace`, tracemalloc's Python heap and its biggest growth
+per minute (a diagnostic run: tracing slows every allocation). At the end: drift (the last
+minute's p50 minus the first's) and the RSS slope (least squares over samples every 5 s after the
+first `settle` minutes: start-up allocations are not a leak).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import aiohttp
@@ -22,18 +32,21 @@ import numpy as np
 
 from dancenow.errors import DanceNowError
 from dancenow.host import describe_cpu
-from dancenow.realtime.bench.common import DEFAULT_CLIP, host, rss_mb
+from dancenow.realtime.bench.common import DEFAULT_CLIP, cpu_seconds, host, rss_mb
+from dancenow.realtime.bench.process import host_state, process_figures, structure_sizes, thread_cpu
 from dancenow.realtime.bench.rtc_client import Performer, Viewer
 from dancenow.realtime.serve.server import ServeConfig
 from dancenow.realtime.serve.thread import ServerThread
 
 TARGET_DRIFT_MS = 5.0
-TARGET_RSS_SLOPE = 1.0  # MB per minute
+TARGET_RSS_SLOPE = 0.5  # MB per minute, after the first `settle` minutes (issue 27)
 SAMPLE_S = 5.0
+THREADS = {"pose": "dancenow-pose", "generate": "dancenow-generate", "vp8": "dancenow-vp8_0"}  # the pipeline's
 
 
 def run(bundle: Path | str, minutes: float = 30.0, clip: Path | str | None = None, interval: float = 60.0,
-        viewers: int = 2) -> dict:
+        viewers: int = 2, churn: bool = True, control: bool = True, trace: bool = False,
+        settle: float = 5.0) -> dict:
     """Stream `bundle` for `minutes` with a performer sending `clip` (default: dancer A from
     ../shared/data, else the built-in performer) and `viewers` viewers; a row per `interval` s."""
     if minutes <= 0:
@@ -49,34 +62,88 @@ def run(bundle: Path | str, minutes: float = 30.0, clip: Path | str | None = Non
             from dancenow.realtime.transfer import write_demo_performer
 
             clip = write_demo_performer(Path(tmp) / "performer.mp4", fps=15.0, size=(480, 360))
-        cfg = ServeConfig(target=Path(bundle), source="browser", port=0, max_peers=viewers + 1)
+        cfg = ServeConfig(target=Path(bundle), source="browser", port=0, max_peers=viewers + 3)
         with ServerThread(cfg) as st:
-            rows, rss = asyncio.run(_soak(st, clip, minutes * 60.0, interval, viewers))
-            backend = st.call(lambda s: s.show.target.engine.describe())
+            engine = st.call(lambda s: (str(s.show.target.bundle), s.show.target.engine.name,
+                                        s.show.target.engine.precision, s.show.target.engine.describe()))
+            probe = (engine[0], str(clip), engine[1], engine[2]) if control else None
+            rows, rss = asyncio.run(_soak(st, clip, minutes * 60.0, interval, viewers, churn, probe, trace))
     first, last = rows[0]["latency_ms"], rows[-1]["latency_ms"]
     drift = round(last["p50"] - first["p50"], 1) if first and last else None
-    steady = [(t, m) for t, m in rss if t >= 1.0] if minutes >= 3 else rss
+    steady = [(t, m) for t, m in rss if t >= settle] if minutes >= 2 * settle else rss
     slope = round(float(np.polyfit(*zip(*steady, strict=True), 1)[0]), 3) if len(steady) >= 3 else None
-    met = drift is not None and slope is not None and abs(drift) <= TARGET_DRIFT_MS and slope <= TARGET_RSS_SLOPE
-    return {"host": host(), "bundle": str(bundle), "backend": backend, "clip": clip.name, "minutes": minutes,
-            "viewers": viewers, "rows": rows, "drift_ms": drift, "rss_slope_mb_per_min": slope,
+    late = [r["dropped"] for r in rows if r["minute"] > 1.0 + 1e-6]
+    met = (drift is not None and slope is not None and abs(drift) <= TARGET_DRIFT_MS and slope <= TARGET_RSS_SLOPE
+           and not any(late))
+    return {"host": host(), "bundle": str(bundle), "backend": engine[3], "clip": clip.name, "minutes": minutes,
+            "viewers": viewers, "churn": churn, "trace": trace, "rows": rows, "drift_ms": drift,
+            "control_drift_ms": _control_drift(rows), "rss_slope_mb_per_min": slope, "settle_minutes": settle,
             "rss_mb": {"start": round(rss[0][1], 1), "end": round(rss[-1][1], 1)},
-            "targets": {"drift_max_ms": TARGET_DRIFT_MS, "rss_slope_max_mb_per_min": TARGET_RSS_SLOPE, "met": met}}
+            "targets": {"drift_max_ms": TARGET_DRIFT_MS, "rss_slope_max_mb_per_min": TARGET_RSS_SLOPE,
+                        "no_drops_after_minute_1": not any(late), "met": met}}
 
 
-async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n: int) -> tuple[list, list]:
+def _control_drift(rows: list[dict]) -> dict | None:
+    """The control's last minus first p50 for each call: how much the host alone slowed."""
+    got = [r["control"] for r in rows if r.get("control") and "track_ms" in r["control"]]
+    if len(got) < 2:
+        return None
+    return {k: round(got[-1][k]["p50"] - got[0][k]["p50"], 2) for k in ("track_ms", "generate_ms")}
+
+
+async def _control(probe: tuple[str, str, str, str] | None) -> dict | None:
+    """One control process (control.py); its result, or why there is none."""
+    if probe is None:
+        return None
+    bundle, clip, backend, precision = probe
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dancenow.realtime.bench.control", bundle, clip, "--backend", backend,
+        "--precision", precision, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"OMP_NUM_THREADS": "1", **os.environ})
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:  # the row ended first: no orphan left running beside the next one
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        return {"error": (err.decode(errors="replace").strip().splitlines() or ["failed"])[-1]}
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+class _Minute:
+    """The process and host counters at the start of a row, to take differences from."""
+
+    def __init__(self) -> None:
+        self.t = time.monotonic()
+        self.cpu = cpu_seconds()
+        self.threads = thread_cpu()
+        self.host = host_state()
+
+    def figures(self) -> dict:
+        wall = max(1e-6, time.monotonic() - self.t)
+        threads, hs = thread_cpu(), host_state()
+        return {"cpu_cores": round((cpu_seconds() - self.cpu) / wall, 3),
+                "thread_cores": {k: round((threads.get(n, 0.0) - self.threads.get(n, 0.0)) / wall, 3)
+                                 for k, n in THREADS.items()},
+                "steal_pct": round(100 * (hs["steal_s"] - self.host["steal_s"]) / wall, 2), "mhz": round(hs["mhz"], 0)}
+
+
+async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n: int, churn: bool,
+                probe: tuple | None, trace: bool) -> tuple[list, list]:
     loop = asyncio.get_running_loop()
 
-    def pipeline() -> tuple[int, int, float, dict[str, float]]:
-        """Frames out, dropped, fps and each stage's p50 (the pipeline's last 300 frames): when the
-        latency drifts, these say which stage moved."""
+    def pipeline() -> tuple[int, int, float, dict[str, float], dict[str, int]]:
+        """Frames out, dropped, fps, each stage's p50 (the pipeline's last 300 frames: when the
+        latency drifts, these say which stage moved) and the bounded structures' sizes."""
         stats = st.call(lambda s: s.show.stats())
         stages = {name: round(lat.p50, 1) for name, lat in stats.latency_ms.items()}
-        return stats.frames, stats.dropped, stats.fps, stages
+        return stats.frames, stats.dropped, stats.fps, stages, st.call(structure_sizes)
 
     async with aiohttp.ClientSession() as session:
         performer = await Performer(st.url, st.token, clip, width=360, stamps=False).connect(session)
         viewers: list[Viewer] = []
+        control: asyncio.Task | None = None
         try:
             await performer.wait_frames(10, timeout=120)
             for _ in range(n):
@@ -84,10 +151,15 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
             for v in viewers:
                 await v.wait_frames(10, timeout=60)
             await asyncio.sleep(2.0)  # jitter buffers and the encoders' bitrate settle
+            if trace:
+                tracemalloc.start(5)
+            snap = tracemalloc.take_snapshot() if trace else None
             rows, rss, lat = [], [(0.0, rss_mb())], []
             t0 = start = time.monotonic()
-            frames, missed = [v.frames for v in viewers], sum(v.missed for v in viewers)
-            out0, dropped0, _, _ = await loop.run_in_executor(None, pipeline)
+            minute, row_no = _Minute(), 0
+            frames, missed = {id(v): v.frames for v in viewers}, sum(v.missed for v in viewers)
+            out0, dropped0, _, _, _ = await loop.run_in_executor(None, pipeline)
+            control = asyncio.create_task(_control(probe))
             for v in viewers:
                 v.take_latencies()
             while (now := time.monotonic()) - t0 < seconds:
@@ -95,47 +167,98 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                 now = time.monotonic()
                 rss.append(((now - t0) / 60.0, rss_mb()))
                 lat += [ms for v in viewers for ms in v.take_latencies()]
-                if now - start >= interval - 0.5 or now - t0 >= seconds:
-                    out, dropped, server_fps, stages = await loop.run_in_executor(None, pipeline)
-                    pipeline_p50 = stages.pop("total", None)
-                    fps = [(v.frames - f) / (now - start) for v, f in zip(viewers, frames, strict=True)]
-                    lost = sum(v.missed for v in viewers)
-                    rows.append({
-                        "minute": round((now - t0) / 60.0, 2), "seconds": round(now - start, 1), "fps": round(float(np.mean(fps)), 2),
-                        "fps_min": round(min(fps), 2), "server_fps": round(server_fps, 1),
-                        "latency_ms": {q: round(float(np.percentile(lat, v)), 1) for q, v in (("p50", 50), ("p99", 99))}
-                        if lat else None,
-                        "pipeline_p50_ms": round(pipeline_p50, 1) if pipeline_p50 else None, "stage_p50_ms": stages,
-                        "samples": len(lat), "frames_out": out - out0, "dropped": dropped - dropped0,
-                        "missed": lost - missed, "rss_mb": round(rss[-1][1], 1)})
-                    start, frames, missed, lat = now, [v.frames for v in viewers], lost, []
-                    out0, dropped0 = out, dropped
+                if now - start < interval - 0.5 and now - t0 < seconds:
+                    continue
+                out, dropped, server_fps, stages, sizes = await loop.run_in_executor(None, pipeline)
+                pipeline_p50 = stages.pop("total", None)
+                whole = [v for v in viewers if id(v) in frames]
+                fps = [(v.frames - frames[id(v)]) / (now - start) for v in whole]
+                lost = sum(v.missed for v in viewers)
+                row = {
+                    "minute": round((now - t0) / 60.0, 2), "seconds": round(now - start, 1),
+                    "fps": round(float(np.mean(fps)), 2) if fps else 0.0, "fps_min": round(min(fps), 2) if fps else 0.0,
+                    "server_fps": round(server_fps, 1), "viewers": len(viewers),
+                    "latency_ms": {q: round(float(np.percentile(lat, v)), 1) for q, v in (("p50", 50), ("p99", 99))}
+                    if lat else None,
+                    "pipeline_p50_ms": round(pipeline_p50, 1) if pipeline_p50 else None, "stage_p50_ms": stages,
+                    "samples": len(lat), "frames_out": out - out0, "dropped": dropped - dropped0,
+                    "missed": max(0, lost - missed), "rss_mb": round(rss[-1][1], 1), **minute.figures(),
+                    "process": process_figures(), "sizes": sizes,
+                    "control": await control if control.done() else {"error": "still running at the row's end"}}
+                if trace:
+                    snap, row["python_heap"] = _heap(snap)
+                rows.append(row)
+                row_no += 1
+                if churn:  # a viewer joins after odd rows; the oldest leaves after even ones (one stays)
+                    if row_no % 2 == 1:
+                        viewers.append(await Viewer(st.url).connect(session))
+                    elif len(viewers) > 1:
+                        await viewers.pop(0).close(session=session)
+                if not control.done():
+                    control.cancel()
+                control = asyncio.create_task(_control(probe))
+                start, minute, lat = time.monotonic(), _Minute(), []
+                frames, missed = {id(v): v.frames for v in viewers}, sum(v.missed for v in viewers)
+                out0, dropped0 = out, dropped
             return rows, rss
         finally:
+            if control is not None and not control.done():
+                control.cancel()
+            if trace:
+                tracemalloc.stop()
             for peer in [*viewers, performer]:
                 await peer.close(session=session)
 
 
+def _heap(previous: tracemalloc.Snapshot) -> tuple[tracemalloc.Snapshot, dict]:
+    """The traced Python heap now and the five source lines whose allocations grew most since `previous`."""
+    snap = tracemalloc.take_snapshot()
+    growth = snap.compare_to(previous, "lineno")[:5]
+    current, _ = tracemalloc.get_traced_memory()
+    return snap, {"mb": round(current / 2**20, 2),
+                  "top_growth": [{"where": str(s.traceback[0]), "kb": round(s.size_diff / 1024, 1), "count": s.count_diff}
+                                 for s in growth]}
+
+
 def format_table(r: dict) -> str:
-    lines = [f"bench soak: {r['bundle']} ({r['backend']}), performer clip {r['clip']}, {r['viewers']} viewers, "
-             f"{r['minutes']:g} min", f"host: {describe_cpu()}",
-             f"{'minute':>6} {'fps':>6} {'min':>6} {'p50':>7} {'p99':>7} {'pipe':>7} {'samples':>7} {'dropped':>7} "
-             f"{'missed':>6} {'rss':>8}  stages p50 ms"]
+    lines = [f"bench soak: {r['bundle']} ({r['backend']}), performer clip {r['clip']}, {r['viewers']} viewers "
+             f"({'joining and leaving every minute' if r.get('churn') else 'fixed'}), {r['minutes']:g} min",
+             f"host: {describe_cpu()}",
+             f"{'minute':>6} {'view':>4} {'fps':>5} {'p50':>5} {'p99':>5} {'pipe':>5} {'drop':>4} {'miss':>4} "
+             f"{'rss':>6} {'cores':>5} {'pose':>5} {'gen':>5} {'steal':>5} {'MHz':>5} {'thr':>4} {'fds':>4} "
+             f"{'objects':>8}  {'control track/gen':>17}  stages p50 ms"]
     nan = float("nan")
     for row in r["rows"]:
         lat = row["latency_ms"] or {"p50": nan, "p99": nan}
         pipe = row["pipeline_p50_ms"] or nan
-        lines.append(f"{row['minute']:>6.2f} {row['fps']:>6.1f} {row['fps_min']:>6.1f} {lat['p50']:>5.0f}ms {lat['p99']:>5.0f}ms "
-                     f"{pipe:>5.0f}ms {row['samples']:>7} {row['dropped']:>7} {row['missed']:>6} {row['rss_mb']:>6.0f}MB  "
-                     + " ".join(f"{k} {v:.0f}" for k, v in (row.get("stage_p50_ms") or {}).items()))
+        c = row.get("control") or {}
+        ctl = (f"{c['track_ms']['p50']:>7.1f}/{c['generate_ms']['p50']:<6.1f}" if "track_ms" in c else
+               f"{(c.get('error') or '-')[:17]:>17}")
+        p, th = row.get("process") or {}, row.get("thread_cores") or {}
+        lines.append(
+            f"{row['minute']:>6.2f} {row.get('viewers', 0):>4} {row['fps']:>5.1f} {lat['p50']:>5.0f} {lat['p99']:>5.0f} "
+            f"{pipe:>5.0f} {row['dropped']:>4} {row['missed']:>4} {row['rss_mb']:>6.0f} {row.get('cpu_cores', nan):>5.2f} "
+            f"{th.get('pose', nan):>5.2f} {th.get('generate', nan):>5.2f} {row.get('steal_pct', nan):>5.1f} "
+            f"{row.get('mhz', nan):>5.0f} {p.get('threads', 0):>4} {p.get('open_files', 0):>4} "
+            f"{p.get('gc_objects', 0):>8}  {ctl:>17}  "
+            + " ".join(f"{k} {v:.1f}" for k, v in (row.get("stage_p50_ms") or {}).items()))
+        if row.get("python_heap"):
+            h = row["python_heap"]
+            lines.append(f"{'':>6} python heap {h['mb']:.1f} MB; grew most: "
+                         + "; ".join(f"{g['where']} {g['kb']:+.0f} kB" for g in h["top_growth"][:3]))
     t = r["targets"]
     drift = "n/a" if r["drift_ms"] is None else f"{r['drift_ms']:+.1f} ms"
     slope = "n/a" if r["rss_slope_mb_per_min"] is None else f"{r['rss_slope_mb_per_min']:+.2f} MB/min"
-    lines.append(f"drift (last p50 - first p50) {drift}, RSS slope {slope} ({r['rss_mb']['start']:.0f} -> "
-                 f"{r['rss_mb']['end']:.0f} MB): targets |drift| <= {t['drift_max_ms']:.0f} ms and slope <= "
-                 f"{t['rss_slope_max_mb_per_min']:.0f} MB/min {'met' if t['met'] else 'NOT met'}")
-    lines.append("(minute = end of the row; fps = frames each viewer decoded per second (mean, slowest); p50/p99 = "
-                 "performer frame at the server -> generated frame decoded by a viewer; pipe = the pipeline's own capture "
-                 "-> output p50; dropped = frames the pipeline skipped, latest wins; missed = stamped frames a viewer "
-                 "never got; rss = this process: server and clients)")
+    cd = r.get("control_drift_ms")
+    lines.append(f"drift (last p50 - first p50) {drift}; the control's over the same time: "
+                 + ("n/a" if cd is None else f"tracker {cd['track_ms']:+.1f} ms, engine {cd['generate_ms']:+.1f} ms"))
+    lines.append(f"RSS slope after minute {r.get('settle_minutes', 0):g} {slope} ({r['rss_mb']['start']:.0f} -> "
+                 f"{r['rss_mb']['end']:.0f} MB); drops after the first minute: "
+                 f"{'none' if t['no_drops_after_minute_1'] else 'some'}. Targets |drift| <= {t['drift_max_ms']:.0f} ms, "
+                 f"slope <= {t['rss_slope_max_mb_per_min']:g} MB/min, no drops: {'met' if t['met'] else 'NOT met'}")
+    lines.append("(minute = end of the row; view = viewers connected; fps = frames each viewer present all minute "
+                 "decoded per second; p50/p99 = performer frame at the server -> generated frame decoded by a viewer; "
+                 "pipe = the pipeline's capture -> output p50; cores = this process's CPU time per wall second, pose "
+                 "and gen its two pipeline threads'; steal = the host's steal time; objects = Python objects the "
+                 "collector tracks; control = a fresh process timing the same tracker and engine, ms p50)")
     return "\n".join(lines)

@@ -148,7 +148,7 @@ def _summarise(samples: list[dict]) -> dict:
 
 
 def run(bundle: Path, seconds: float = 60.0, clip: Path | str | None = None,
-        viewers: tuple[int, ...] = (1, 4, 8)) -> dict:
+        viewers: tuple[int, ...] = (1, 4, 8), size: str = "auto") -> dict:
     """Stream `bundle` (source: `clip`, else the built-in demo performer) to 1, 4 and 8 viewers."""
     from playwright.sync_api import sync_playwright
 
@@ -157,7 +157,7 @@ def run(bundle: Path, seconds: float = 60.0, clip: Path | str | None = None,
     source = str(clip) if clip else "demo"
     if clip and not Path(clip).is_file():
         raise DanceNowError(f"clip not found: {clip}")
-    cfg = ServeConfig(target=Path(bundle), source=source, port=0, max_peers=max(viewers) + 1)
+    cfg = ServeConfig(target=Path(bundle), source=source, port=0, max_peers=max(viewers) + 1, size=size)
     with ServerThread(cfg) as st, sync_playwright() as pw:
         browser = launch(pw)
         try:
@@ -165,6 +165,7 @@ def run(bundle: Path, seconds: float = 60.0, clip: Path | str | None = None,
         finally:
             browser.close()
         backend = st.call(lambda s: s.show.target.engine.describe())
+        size_note = st.call(lambda s: s.show.target.size_note)
         bitrate = cfg.bitrate
     one, most = phases[0], phases[-1]
     ok = bool(one["latency_ms"] and one["fps_chromium"] >= TARGET_FPS and one["latency_ms"]["p50"] <= TARGET_P50_MS)
@@ -172,7 +173,8 @@ def run(bundle: Path, seconds: float = 60.0, clip: Path | str | None = None,
               "p50": round(most["latency_ms"]["p50"] / one["latency_ms"]["p50"], 2)
               if one["latency_ms"] and most["latency_ms"] else None,
               "cpu": round(most["server_cpu_cores"] / one["server_cpu_cores"], 2) if one["server_cpu_cores"] else None}
-    return {"host": cpu_info(), "bundle": str(bundle), "source": source, "backend": backend, "seconds_per_phase": seconds,
+    return {"host": cpu_info(), "bundle": str(bundle), "source": source, "backend": backend, "size": size_note,
+            "seconds_per_phase": seconds,
             "bitrate": bitrate, "phases": phases, "most_vs_one": ratios,
             "targets": {"fps_min": TARGET_FPS, "p50_max_ms": TARGET_P50_MS, "met_with_one_viewer": ok,
                         "most_viewers": {"fps_min": TARGET_FPS, "p50_ratio_max": 1.2, "cpu_ratio_max": 1.3}}}
@@ -182,7 +184,7 @@ def format_table(r: dict) -> str:
     nan = float("nan")
     lines = [f"bench web: {r['bundle']} ({r['backend']}), source {r['source']}, {r['seconds_per_phase']:.0f} s per phase, "
              f"one VP8 encoder at {r['bitrate'] // 1000} kbit/s for every viewer",
-             f"host: {describe_cpu()}",
+             f"host: {describe_cpu()}", f"target size: {r.get('size')}",
              f"{'viewers':>7} {'chromium':>8} {'aiortc fps':>16} {'g2g p50':>8} {'p95':>6} {'drift':>6} {'webrtc':>6} "
              f"{'aiortc p50':>10} {'server cpu':>10} {'encoded':>7} {'pipeline':>8}",
              f"{'':>7} {'fps':>8} {'min / mean':>16} {'chromium':>8}"]

@@ -28,11 +28,11 @@ class Show:
     which also writes them to the recording, when one is open)."""
 
     def __init__(self, source: Source, target: Target, pipeline: Pipeline, backend: str = "auto",
-                 threads: int | None = 1) -> None:
+                 threads: int | None = 1, size: str = "auto") -> None:
         self.home = source  # the source the show was opened with; `switch_source(None)` returns to it
         self.target = target
         self.pipeline = pipeline
-        self.backend, self.threads = backend, threads
+        self.backend, self.threads, self.size = backend, threads, size
         self._sources: dict[int, Source] = {id(source): source}
         self.recorder: VideoWriter | None = None
         self._t0 = time.monotonic()
@@ -90,7 +90,7 @@ class Show:
         """Generate for another target from the next frame on (a bundle path is opened first,
         with this show's backend and threads; a bad bundle raises and changes nothing)."""
         if not isinstance(target, Target):
-            target = Target.open(target, backend=self.backend, threads=self.threads)
+            target = Target.open(target, backend=self.backend, threads=self.threads, size=self.size)
         self.pipeline.set_target(target)
         self.target = target
         return target
@@ -144,17 +144,18 @@ class Show:
 
 
 def open_show(source: str | Source, target: str | os.PathLike | Target, config: PipelineConfig | None = None,
-              backend: str = "auto", threads: int | None = 1, loop: bool = False, paced: bool = True) -> Show:
+              backend: str = "auto", threads: int | None = 1, loop: bool = False, paced: bool = True,
+              size: str = "auto") -> Show:
     """The one composition of source + Target + pipeline.
 
     `source`: "webcam:N", "demo", "browser", a video file, or a Source; a file plays paced at its
     own frame times (`loop`: on and on). `target`: a bundle folder or an opened Target."""
     src = source if isinstance(source, Source) else open_source(str(source), loop=loop, paced=paced)
     try:
-        tgt = target if isinstance(target, Target) else Target.open(target, backend=backend, threads=threads)
+        tgt = target if isinstance(target, Target) else Target.open(target, backend=backend, threads=threads, size=size)
         config = config or PipelineConfig()
         tgt.backdrop(config.background)  # a background this target cannot take: say so before anything runs
-        return Show(src, tgt, Pipeline(src, tgt, config), backend, threads)
+        return Show(src, tgt, Pipeline(src, tgt, config), backend, threads, size)
     except BaseException:
         src.close()
         raise

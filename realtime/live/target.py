@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dancenow.engines import Engine, load_engine
+from dancenow.engines import Engine
 from dancenow.engines.bundle import MANIFEST, Manifest
+from dancenow.engines.sizes import open_sized
 from dancenow.errors import DanceNowError
 from dancenow.files import sha256
 from dancenow.realtime.media.provenance import metadata
@@ -64,15 +65,19 @@ class Target:
         self._manifest_sha: str | None = None
         self._backdrops: dict[str, np.ndarray | None] = {}
         self._swap: tuple[np.ndarray, np.ndarray] | None = None  # (backdrop, backdrop - plate as float)
+        self.size_note = f"{self.resolution[0]}x{self.resolution[1]}"  # which size and why (Target.open)
 
     @classmethod
     def open(cls, bundle: str | os.PathLike, backend: str = "auto", threads: int | None = 1,
-             precision: str | None = None) -> Target:
-        """Verify and load `bundle` on `backend`.
+             precision: str | None = None, size: str = "auto") -> Target:
+        """Verify and load `bundle` on `backend`, at `size` (an HD bundle holds two: engines/sizes.py).
 
         One intra-op thread by default: in the live loop MediaPipe has the other core, and two
         stages each asking for every core only fight (see `dancenow bench live`)."""
-        return cls(load_engine(bundle, backend=backend, threads=threads, precision=precision))
+        engine, note = open_sized(bundle, backend=backend, threads=threads, precision=precision, size=size)
+        target = cls(engine)
+        target.size_note = note
+        return target
 
     def generate(self, label_map: np.ndarray, previous: np.ndarray) -> np.ndarray:
         """The generator's frame (the one fed back as `previous` next time)."""
@@ -153,4 +158,4 @@ class Target:
         return metadata(self.name, self._manifest_sha)
 
     def describe(self) -> str:
-        return f"{self.name} ({self.bundle}): {self.engine.describe()}"
+        return f"{self.name} ({self.bundle}) at {self.size_note}: {self.engine.describe()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -11,6 +12,7 @@ from dancenow.realtime.pose.skeleton import NOSE
 
 # EDN crops 128 px around the nose on 1024 x 512 frames: an eighth of the frame's height.
 FACE_CROP_FRAC = 128 / 1024
+FEATHER = 0.125  # the face pass's blend ramp, as a fraction of the crop's side (EDN pastes the crop hard)
 
 
 def face_crop_size(height: int, frac: float = FACE_CROP_FRAC, multiple: int = 8) -> int:
@@ -44,5 +46,31 @@ def paste_face(frame: np.ndarray, label_map: np.ndarray, box: tuple[int, int, in
         return frame
     x0, y0, x1, y1 = box
     out = frame.copy()
-    out[y0:y1, x0:x1] = refine(label_map[y0:y1, x0:x1], frame[y0:y1, x0:x1])
+    crop = frame[y0:y1, x0:x1]
+    refined = refine(label_map[y0:y1, x0:x1], crop)
+    w = feather(y1 - y0, x1 - x0)  # the refinement fades out towards the crop's edges: no seam
+    out[y0:y1, x0:x1] = (crop + w * (refined.astype(np.float32) - crop)).round().astype(np.uint8)
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def feather(h: int, w: int, ramp: float = FEATHER) -> np.ndarray:
+    """(h, w, 1) weights: 1 inside, falling linearly to 0 over `ramp` of the side at each edge."""
+    def axis(n: int) -> np.ndarray:
+        d = np.minimum(np.arange(n), np.arange(n)[::-1]) + 0.5
+        return np.clip(d / max(1.0, ramp * n), 0.0, 1.0).astype(np.float32)
+    return (axis(h)[:, None] * axis(w)[None, :])[:, :, None]
+
+
+def mouth_opening(pose: Pose) -> float | None:
+    """Inner lips apart as a fraction of the face's height (forehead to chin), from the face mesh;
+    None where the mesh was not found."""
+    from dancenow.realtime.pose.skeleton import FACE, FACE_MESH
+
+    at = {m: FACE.start + i for i, m in enumerate(FACE_MESH)}
+    idx = [at[13], at[14], at[10], at[152]]
+    if float(np.min(pose.confidence[idx])) <= 0:
+        return None
+    p = pose.points
+    height = float(np.hypot(*(p[at[152]] - p[at[10]])))
+    return float(np.hypot(*(p[at[14]] - p[at[13]])) / height) if height > 0 else None

@@ -20,6 +20,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     backend: str = "auto"
+    size: str = "auto"  # an HD bundle's size: auto (measured), full or half (engines/sizes.py)
     layout: str = "target"
     background: str = "plate"  # behind the person (alpha targets): plate, green, blue, black, white or an image
     token: str | None = None

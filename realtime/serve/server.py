@@ -150,7 +150,8 @@ class Server:
         loop = asyncio.get_running_loop()
         # a file plays on and on; a camera that does not open at all fails here, at start
         self.show = await loop.run_in_executor(
-            None, lambda: open_show(cfg.source, cfg.target, pcfg, backend=cfg.backend, loop=True))
+            None, lambda: open_show(cfg.source, cfg.target, pcfg, backend=cfg.backend, loop=True,
+                                                    size=cfg.size))
         await loop.run_in_executor(None, self.show.home.probe)
         if isinstance(self.show.home, PushSource):
             self.camera = self.show.home

@@ -1,0 +1,68 @@
+"""The soak's control: a fresh process that times the live loop's two heavy calls and exits.
+
+`bench soak` starts one every minute. It cannot age with the pipeline (no grown heap, no warm or
+fragmented allocator, no long-lived thread pools), so when both it and the pipeline slow down
+the host did (frequency, a neighbour), and when only the pipeline does, the process did.
+It tracks `frames` frames of the performer's clip with the pipeline's tracker settings and runs
+the target's generator on their label maps with the pipeline's engine (same backend, precision,
+one thread), and prints one JSON line: the median and p90 of each, after a warm-up.
+
+    python -m dancenow.realtime.bench.control BUNDLE CLIP --backend openvino --precision int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def measure(bundle: str, clip: str, backend: str, precision: str | None, frames: int = 24, warmup: int = 4) -> dict:
+    from dancenow.realtime.live.pipeline import PipelineConfig
+    from dancenow.realtime.live.target import Target
+    from dancenow.realtime.media.reader import iter_frames
+    from dancenow.realtime.pose.renderer import render_label_map
+    from dancenow.realtime.pose.tracker import PoseTracker
+
+    t0 = time.perf_counter()
+    target = Target.open(bundle, backend=backend, threads=1, precision=precision, size="full")
+    images = [(f.image, f.time) for f in iter_frames(clip, frames + warmup)]
+    started = time.perf_counter() - t0
+    track_ms, gen_ms = [], []
+    previous = target.blank()
+    with PoseTracker(PipelineConfig().tracker) as tracker:
+        for k, (image, ts) in enumerate(images):
+            t = time.perf_counter()
+            pose = tracker.track(image, ts)
+            t1 = time.perf_counter()
+            label = render_label_map(pose.resized(target.resolution), target.resolution, target.render)
+            t2 = time.perf_counter()
+            previous = target.generate(label, previous)
+            t3 = time.perf_counter()
+            if k >= warmup:
+                track_ms.append((t1 - t) * 1e3)
+                gen_ms.append((t3 - t2) * 1e3)
+
+    def q(v: list[float]) -> dict:
+        return {"p50": round(float(np.median(v)), 2), "p90": round(float(np.percentile(v, 90)), 2)}
+    return {"track_ms": q(track_ms), "generate_ms": q(gen_ms), "frames": len(gen_ms),
+            "startup_s": round(started, 2), "engine": target.engine.describe()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("bundle")
+    p.add_argument("clip")
+    p.add_argument("--backend", default="openvino")
+    p.add_argument("--precision", default=None)
+    p.add_argument("--frames", type=int, default=24)
+    a = p.parse_args(argv)
+    print(json.dumps(measure(a.bundle, a.clip, a.backend, a.precision, a.frames)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

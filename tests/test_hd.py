@@ -1,0 +1,175 @@
+"""HD (cpu-hd): v2 at half size inside a full-size enhancer; the coarse-to-fine training stages
+and their resume; one bundle with two sizes, the size chosen by measurement; evaluate's
+upscaled rows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dancenow.engines.bundle import read_manifest
+from dancenow.engines.sizes import open_sized
+from dancenow.errors import DanceNowError
+from dancenow.export.exporter import ExportConfig, export
+from dancenow.export.phase_head import deploy_form
+from dancenow.realtime.live.target import Target
+from dancenow.training.checkpoint import build_generator, half_checkpoint, load_checkpoint
+from dancenow.training.evaluate import EvalConfig, evaluate
+from dancenow.training.networks import Generator, count_gflop
+from dancenow.training.prepare import PrepareConfig, prepare
+from dancenow.training.profiles import get_profile
+from dancenow.training.runtime import Budget
+from dancenow.training.trainer import train
+
+HD = get_profile("cpu-hd")
+SIZE = (128, 96)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    return prepare(None, tmp_path_factory.mktemp("hd") / "data", PrepareConfig(size=SIZE, frames=40, fps=3.0),
+                   synthetic=True)
+
+
+@pytest.fixture(scope="module")
+def hd_run(synth: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hd") / "run"
+    train(synth, out, profile="cpu-hd", steps=6, enhance_steps=6, face_steps=3, checkpoint_every=4, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hd_bundle(hd_run: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hd") / "bundle"
+    export(hd_run, out, ExportConfig(formats=("onnx", "openvino")))
+    return out
+
+
+def _plate(h: int, w: int) -> torch.Tensor:
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def test_hd_runs_one_convolution_at_full_size_and_its_coarse_net_alone_makes_the_half_frame() -> None:
+    g = Generator(HD.generator).eval()
+    g.set_plate(_plate(*SIZE))
+    seen = []
+    for m in g.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda mod, i, o: seen.append((o.shape[2], mod.out_channels)))
+    x = torch.zeros(1, 3, *SIZE)
+    frame, alpha = g.layers(x, x)
+    assert frame.shape == (1, 3, *SIZE) and alpha.shape == (1, 1, *SIZE)
+    assert [c for h, c in seen if h == SIZE[0]] == [4], seen  # only the enhancer's head
+    half = torch.zeros(1, 3, SIZE[0] // 2, SIZE[1] // 2)
+    assert g.coarse(half, half).shape == half.shape
+    # cheaper than v2 run at the full size (issue 24: thin full-size layers are what cost the time)
+    v2 = Generator(get_profile("cpu-realtime").generator).eval()
+    assert count_gflop(g, x, x) < count_gflop(v2, x, x)
+
+
+def test_the_deployed_form_is_the_same_function() -> None:
+    torch.manual_seed(0)
+    g = Generator(HD.generator).eval()
+    g.set_plate(_plate(*SIZE))
+    for p in g.parameters():
+        p.data += 0.02 * torch.randn_like(p)
+    d = deploy_form(g)
+    assert type(d).__name__ == "DeployHD"
+    x, y = (torch.rand(1, 3, *SIZE) * 2 - 1 for _ in range(2))
+    with torch.no_grad():
+        for a, b in zip(g.layers(x, y), d.layers(x, y), strict=True):
+            assert (a - b).abs().max() < 1e-5
+
+
+def test_budget_gives_each_stage_its_share_in_order() -> None:
+    b = Budget(10, {}, [("generator", 0.34), ("enhancer", 0.51), ("face", 0.15)], started=0.0)
+    assert b.deadline == pytest.approx({"generator": 204.0, "enhancer": 510.0, "face": 600.0})
+
+
+def test_stages_train_coarse_then_enhancer_with_the_coarse_net_frozen_first(synth: Path, tmp_path: Path) -> None:
+    """After the generator stage the coarse net stays fixed while the enhancer learns (fix_global
+    1.0), and joins in when it is let go (fix_global 0.0): pix2pixHD's schedule, as a test."""
+    fixed = replace(HD, fix_global=1.0)
+    train(synth, tmp_path / "a", profile=fixed, steps=4, enhance_steps=0, face=False, progress=False)
+    before = load_checkpoint(tmp_path / "a")["generator"]
+    train(synth, tmp_path / "a", profile=fixed, steps=4, enhance_steps=4, face=False, progress=False)
+    after = load_checkpoint(tmp_path / "a")
+    assert (after["step"], after["enhance_step"]) == (4, 4)
+    coarse = [k for k in before if k.startswith("coarse.")]
+    enhancer = [k for k in before if k.startswith("enhancer.") and before[k].is_floating_point()]
+    assert coarse and all(torch.equal(before[k], after["generator"][k]) for k in coarse)
+    assert any(not torch.equal(before[k], after["generator"][k]) for k in enhancer)
+
+    free = replace(HD, fix_global=0.0)
+    train(synth, tmp_path / "b", profile=free, steps=4, enhance_steps=0, face=False, progress=False)
+    before = load_checkpoint(tmp_path / "b")["generator"]
+    train(synth, tmp_path / "b", profile=free, steps=4, enhance_steps=4, face=False, progress=False)
+    after = load_checkpoint(tmp_path / "b")["generator"]
+    assert any(not torch.equal(before[k], after[k]) for k in coarse)
+
+
+def test_hd_checkpoint_resumes_every_stage_and_halves_into_a_v2_checkpoint(hd_run: Path) -> None:
+    ck = load_checkpoint(hd_run)
+    assert (ck["step"], ck["enhance_step"], ck["face_step"]) == (6, 6, 3)
+    assert ck["summary"]["seconds"]["enhancer"] > 0
+    half = half_checkpoint(ck)
+    assert half["resolution"] == [SIZE[0] // 2, SIZE[1] // 2] and half["face"] is None
+    assert tuple(half["plate"].shape) == (SIZE[0] // 2, SIZE[1] // 2, 3)
+    stats, full = half["pose_stats"], ck["pose_stats"]
+    assert stats["frame_size"] == [SIZE[0] // 2, SIZE[1] // 2]
+    assert stats["height_median"] == pytest.approx(full["height_median"] / 2)
+    g, coarse = build_generator(half), build_generator(ck).coarse
+    x = torch.rand(1, 3, SIZE[0] // 2, SIZE[1] // 2) * 2 - 1
+    with torch.no_grad():
+        # the same network; only the plate differs, by its rounding to uint8 at half size
+        assert (g(x, x) - coarse(x, x)).abs().max() < 2 / 127.5
+    with pytest.raises(DanceNowError, match="only an HD checkpoint"):
+        half_checkpoint(half)
+
+
+def test_one_bundle_two_sizes_chosen_by_measurement(hd_bundle: Path, tmp_path: Path) -> None:
+    manifest = read_manifest(hd_bundle, verify=True)
+    assert manifest.half == "half" and tuple(manifest.resolution) == SIZE
+    assert tuple(read_manifest(hd_bundle / "half", verify=True).resolution) == (SIZE[0] // 2, SIZE[1] // 2)
+    full = Target.open(hd_bundle, backend="openvino", precision="fp32", size="full")
+    half = Target.open(hd_bundle, backend="openvino", size="half")
+    assert full.resolution == SIZE and half.resolution == (SIZE[0] // 2, SIZE[1] // 2)
+    assert "asked for the half size" in half.size_note
+    # auto: the full size when its generator fits the budget here, else the half size, saying why
+    engine, note = open_sized(hd_bundle, backend="openvino", size="auto", budget_ms=1e6)
+    assert engine.resolution == SIZE and "within" in note
+    engine, note = open_sized(hd_bundle, backend="openvino", size="auto", budget_ms=0.0)
+    assert engine.resolution == (SIZE[0] // 2, SIZE[1] // 2) and "--size full forces it" in note
+    # the exported model is the checkpoint's generator at both sizes
+    ck = load_checkpoint(hd_run_of(hd_bundle))
+    g = build_generator(ck)
+    label = np.random.default_rng(0).integers(0, 255, (*SIZE, 3), np.uint8)
+    blank = np.zeros((*SIZE, 3), np.uint8)
+    with torch.no_grad():
+        t = torch.from_numpy(label).permute(2, 0, 1)[None].float() / 127.5 - 1
+        ref = g(t, torch.full_like(t, -1.0))[0].permute(1, 2, 0).add(1).mul(127.5).round().clamp(0, 255).byte().numpy()
+    out = full.generate(label, blank)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 2
+    with pytest.raises(DanceNowError, match="one size only"):
+        open_sized(hd_bundle / "half", backend="openvino", size="half")
+
+
+def hd_run_of(bundle: Path) -> Path:
+    return bundle / "checkpoint.pt"
+
+
+def test_evaluate_adds_the_upscaled_rows(hd_run: Path, synth: Path, tmp_path: Path) -> None:
+    low = prepare(None, tmp_path / "low", PrepareConfig(size=(SIZE[0] // 2, SIZE[1] // 2), frames=40, fps=3.0),
+                  synthetic=True)
+    run = train(low, tmp_path / "low_run", steps=3, face=False, progress=False)
+    report = evaluate(hd_run, synth, tmp_path / "report", config=EvalConfig(detect=False), upscaled=(run, low))
+    m = report["methods"]
+    assert {"generated", "coarse", "upscaled", "nearest", "real"} <= set(m)
+    assert m["coarse"]["body"]["ssim"] != m["generated"]["body"]["ssim"]
+    with pytest.raises(DanceNowError, match="splits its clip"):
+        other = prepare(None, tmp_path / "other", PrepareConfig(size=(64, 48), frames=30, fps=3.0), synthetic=True)
+        evaluate(hd_run, synth, tmp_path / "r2", config=EvalConfig(detect=False), upscaled=(run, other))
