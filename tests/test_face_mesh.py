@@ -127,3 +127,22 @@ def test_the_tracker_finds_the_mesh_only_when_asked() -> None:
         assert not tracker.track(frame, 0.0).confidence[sk.FACE].any()
         tracker.face_mesh = True  # a show switched to a target drawn with face lines
         assert np.all(tracker.track(frame, 0.04).confidence[sk.FACE] > 0.5)
+
+
+def test_a_face_mesh_that_cannot_compile_here_leaves_the_body_tracked(monkeypatch, caplog) -> None:
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 OpenVINO refused the face network and the pose stage failed on
+    every frame; now the tracker goes on without the mesh and says so once."""
+    if not DANCER_A.is_file():
+        pytest.skip(f"needs {DANCER_A} (../shared/data)")
+    import dancenow.realtime.pose.face_mesh as fm
+    from dancenow.errors import DanceNowError
+
+    def refuse(*a, **k):
+        raise DanceNowError("OpenVINO cannot compile MediaPipe's face_landmark/face_landmark.tflite")
+    monkeypatch.setattr(fm, "FaceMesh", refuse)
+    frame = next(iter(iter_frames(DANCER_A, 1)))
+    with PoseTracker(TrackerConfig(threads=1, face_mesh=True)) as tracker:
+        pose = tracker.track(frame.image, frame.time)
+        assert pose.detected and not tracker.face_mesh
+        assert float(pose.confidence[sk.FACE].max()) == 0.0
+    assert "face mesh unavailable here" in caplog.text

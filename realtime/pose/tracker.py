@@ -203,7 +203,15 @@ class PoseTracker:
         if self._face is None:
             from dancenow.realtime.pose.face_mesh import FaceMesh
 
-            self._face = FaceMesh(self.config.threads, self.config.landmark_precision)
+            try:
+                self._face = FaceMesh(self.config.threads, self.config.landmark_precision)
+            except DanceNowError as first:  # e.g. bf16 under ONEDNN_MAX_CPU_ISA=AVX2: try fp32, else go on without
+                try:
+                    self._face = FaceMesh(self.config.threads, "f32")
+                except DanceNowError:
+                    log.warning("face mesh unavailable here (%s): tracking the body without it", first)
+                    self.face_mesh = False
+                    return
         found = self._face.find(frame, pose.points, pose.confidence)
         if found is not None:
             pose.points[sk.FACE], pose.confidence[sk.FACE] = found
