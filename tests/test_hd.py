@@ -145,7 +145,7 @@ def test_one_bundle_two_sizes_chosen_by_measurement(hd_bundle: Path, tmp_path: P
     engine, note = open_sized(hd_bundle, backend="openvino", size="auto", budget_ms=0.0)
     assert engine.resolution == (SIZE[0] // 2, SIZE[1] // 2) and "--size full forces it" in note
     # the exported model is the checkpoint's generator at both sizes
-    ck = load_checkpoint(hd_run_of(hd_bundle))
+    ck = load_checkpoint(hd_bundle / "checkpoint.pt")
     g = build_generator(ck)
     label = np.random.default_rng(0).integers(0, 255, (*SIZE, 3), np.uint8)
     blank = np.zeros((*SIZE, 3), np.uint8)
@@ -156,10 +156,6 @@ def test_one_bundle_two_sizes_chosen_by_measurement(hd_bundle: Path, tmp_path: P
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 2
     with pytest.raises(DanceNowError, match="one size only"):
         open_sized(hd_bundle / "half", backend="openvino", size="half")
-
-
-def hd_run_of(bundle: Path) -> Path:
-    return bundle / "checkpoint.pt"
 
 
 def test_evaluate_adds_the_upscaled_rows(hd_run: Path, synth: Path, tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ from collections.abc import Callable
 import numpy as np
 
 from dancenow.realtime.pose.pose import Pose
-from dancenow.realtime.pose.skeleton import NOSE
+from dancenow.realtime.pose.skeleton import FACE, FACE_MESH, NOSE
 
 # EDN crops 128 px around the nose on 1024 x 512 frames: an eighth of the frame's height.
 FACE_CROP_FRAC = 128 / 1024
+_MESH_AT = {m: FACE.start + i for i, m in enumerate(FACE_MESH)}  # face-mesh index -> layout index
 FEATHER = 0.125  # the face pass's blend ramp, as a fraction of the crop's side (EDN pastes the crop hard)
 
 
@@ -65,9 +66,7 @@ def feather(h: int, w: int, ramp: float = FEATHER) -> np.ndarray:
 def mouth_opening(pose: Pose) -> float | None:
     """Inner lips apart as a fraction of the face's height (forehead to chin), from the face mesh;
     None where the mesh was not found."""
-    from dancenow.realtime.pose.skeleton import FACE, FACE_MESH
-
-    at = {m: FACE.start + i for i, m in enumerate(FACE_MESH)}
+    at = _MESH_AT
     idx = [at[13], at[14], at[10], at[152]]
     if float(np.min(pose.confidence[idx])) <= 0:
         return None
