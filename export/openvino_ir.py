@@ -102,6 +102,13 @@ def _edge_convs(model: ov.Model) -> list[str]:
     return list(dict.fromkeys([convs[0].get_friendly_name(), *names])) if convs else []
 
 
+def quiet_nncf() -> None:
+    """NNCF's INFO lines off. Not `nncf.set_log_level`: that also sets the level of every handler
+    attached to NNCF's logger, which can be a host application's (pytest's capture handler is one,
+    and then no later test saw a warning)."""
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+
+
 def write_int8(fp32_xml: Path, out: Path, stem: str, role: str, calib: list[dict[str, np.ndarray]],
                feeds: list[dict[str, np.ndarray]], reference: list[np.ndarray], min_psnr: float,
                force: bool) -> tuple[dict, dict]:
@@ -109,7 +116,7 @@ def write_int8(fp32_xml: Path, out: Path, stem: str, role: str, calib: list[dict
     `min_psnr` on `feeds` is written (else the best, with `force`)."""
     import nncf
 
-    nncf.set_log_level(logging.ERROR)
+    quiet_nncf()
     model = read(fp32_xml, fp32_xml.with_suffix(".bin"))
     edges = _edge_convs(model)
     strategies = [("all convolutions", None)]

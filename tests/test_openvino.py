@@ -218,3 +218,21 @@ print(json.dumps({{"forced": forced, "plain": plain.precision, "auto": [auto.nam
     assert "OpenVINO bf16 cannot run here" in r["forced"] and "--precision fp32 or int8" in r["forced"]
     assert r["plain"] == "int8" and r["frame"] == [256, 192, 3]
     assert r["auto"][1] != "bf16" and "openvino bf16" in r["skipped"]
+
+
+def test_quieting_nncf_leaves_other_handlers_alone() -> None:
+    """nncf.set_log_level also set every handler on NNCF's logger to ERROR; pytest attaches its
+    capture handler there (the logger does not propagate), so no later test saw a warning."""
+    import logging
+
+    from dancenow.export.openvino_ir import quiet_nncf
+
+    nncf_log = logging.getLogger("nncf")
+    theirs = logging.Handler(logging.NOTSET)
+    nncf_log.addHandler(theirs)
+    try:
+        quiet_nncf()
+        assert theirs.level == logging.NOTSET
+        assert not nncf_log.isEnabledFor(logging.INFO) and nncf_log.isEnabledFor(logging.ERROR)
+    finally:
+        nncf_log.removeHandler(theirs)

@@ -40,7 +40,6 @@ def _build(profile: str, folder: Path, ngf: int | None = None, blocks: int | Non
     and OpenVINO INT8 IR."""
     import contextlib
     import io
-    import logging
     from dataclasses import replace
 
     import nncf
@@ -49,6 +48,7 @@ def _build(profile: str, folder: Path, ngf: int | None = None, blocks: int | Non
 
     from dancenow.export.calibration import synthetic
     from dancenow.export.exporter import GEN_IO, to_onnx
+    from dancenow.export.openvino_ir import quiet_nncf
     from dancenow.export.ort_int8 import quantize
     from dancenow.realtime.pose.renderer import RenderConfig
     from dancenow.training.networks import Generator, count_gflop
@@ -70,7 +70,7 @@ def _build(profile: str, folder: Path, ngf: int | None = None, blocks: int | Non
     calib, held = synthetic(g, prof.size, RenderConfig(), None, 16, 4)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         quantize(Path(f"{base}.onnx"), Path(f"{base}.int8.onnx"), calib.feeds(), held.feeds(), 0.0, True, profile)
-        nncf.set_log_level(logging.ERROR)
+        quiet_nncf()
         q = nncf.quantize(ov.Core().read_model(f"{base}.onnx"), nncf.Dataset(calib.feeds()), subset_size=16)
         ov.save_model(q, f"{base}.int8.xml", compress_to_fp16=False)
     zeros = torch.zeros(1, 3, *prof.size)
