@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn.functional import avg_pool2d
 
 from dancenow.engines.bundle import read_manifest
 from dancenow.engines.sizes import open_sized
@@ -104,12 +105,31 @@ def test_stages_train_coarse_then_enhancer_with_the_coarse_net_frozen_first(synt
     assert coarse and all(torch.equal(before[k], after["generator"][k]) for k in coarse)
     assert any(not torch.equal(before[k], after["generator"][k]) for k in enhancer)
 
-    free = replace(HD, fix_global=0.0)
-    train(synth, tmp_path / "b", profile=free, steps=4, enhance_steps=0, face=False, progress=False)
-    before = load_checkpoint(tmp_path / "b")["generator"]
-    train(synth, tmp_path / "b", profile=free, steps=4, enhance_steps=4, face=False, progress=False)
-    after = load_checkpoint(tmp_path / "b")["generator"]
-    assert any(not torch.equal(before[k], after[k]) for k in coarse)
+    # Let go (fix_global 0.0), the coarse trunk trains for the enhancer, and its own head (which the
+    # full-size frame never uses) only through the half-size loss: without it the half size drifted.
+    head = [k for k in coarse if k.startswith(f"coarse.model.{len(Generator(HD.generator).coarse.model) - 1}.")]
+    for weight, head_moves in ((0.5, True), (0.0, False)):
+        free = replace(HD, fix_global=0.0, lambda_coarse=weight)
+        run = tmp_path / f"free{weight}"
+        train(synth, run, profile=free, steps=4, enhance_steps=0, face=False, progress=False)
+        before = load_checkpoint(run)["generator"]
+        train(synth, run, profile=free, steps=4, enhance_steps=4, face=False, progress=False)
+        after = load_checkpoint(run)["generator"]
+        assert any(not torch.equal(before[k], after[k]) for k in coarse)
+        assert head and any(not torch.equal(before[k], after[k]) for k in head) == head_moves, weight
+
+
+def test_hd_layers_give_the_coarse_networks_own_half_frame() -> None:
+    torch.manual_seed(0)
+    g = Generator(HD.generator).eval()
+    g.set_plate(_plate(*SIZE))
+    x, y = (torch.rand(1, 3, *SIZE) * 2 - 1 for _ in range(2))
+    with torch.no_grad():
+        frame, logit, half, half_logit = g.hd_layers(x, y)
+        full = g.layers(x, y, logits=True)
+        own = g.coarse.layers(avg_pool2d(x, 2), avg_pool2d(y, 2), logits=True)
+    assert torch.allclose(frame, full[0]) and torch.allclose(logit, full[1])
+    assert torch.allclose(half, own[0], atol=1e-6) and torch.allclose(half_logit, own[1], atol=1e-6)
 
 
 def test_hd_checkpoint_resumes_every_stage_and_halves_into_a_v2_checkpoint(hd_run: Path) -> None:

@@ -180,13 +180,29 @@ class Generator(nn.Module):
             return self.local_up(self.local_down(x) + self.global_net(self.downsample(x))), None
         if c.enhance:  # the coarse trunk on the half-size input; the enhancer at full size
             y = self.enhancer(x, self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2)))
-        elif c.fold:  # v2's head (bilinear x2, 3x3 convolution) run as its phases: the same function, faster
-            y = nn.functional.pixel_shuffle(phases(self.model[:-2](x), self.model[-1]), 2)
+        elif c.fold:
+            y = self._head(self.model[:-2](x))
         else:
             y = self.model(x)
-        if not c.alpha:
+        return self._compose(y, logits)
+
+    def hd_layers(self, pose: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """HD training: the full-size frame and alpha logit, and the coarse network's own half-size
+        frame and logit from the same trunk, so that a loss on them keeps the bundle's half size
+        good while both train together (without it, dancer A's half size fell to body SSIM 0.777
+        and a blurred face)."""
+        x = torch.cat([pose, previous], dim=1)
+        trunk = self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2))
+        return (*self._compose(self.enhancer(x, trunk), True), *self.coarse._compose(self.coarse._head(trunk), True))
+
+    def _head(self, trunk: torch.Tensor) -> torch.Tensor:
+        """v2's head (bilinear x2, 3x3 convolution) run as its phases: the same function, faster."""
+        return nn.functional.pixel_shuffle(phases(trunk, self.model[-1]), 2)
+
+    def _compose(self, y: torch.Tensor, logits: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.config.alpha:
             return torch.tanh(y), None
-        person, logit = torch.tanh(y[:, :c.out_channels]), y[:, c.out_channels:]
+        person, logit = torch.tanh(y[:, :self.config.out_channels]), y[:, self.config.out_channels:]
         alpha = torch.sigmoid(logit)
         return alpha * person + (1 - alpha) * self.plate, logit if logits else alpha
 

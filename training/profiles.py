@@ -58,6 +58,9 @@ class Profile:
     # SSIM: without 0.728 / 0.810, at 12 0.768 / 0.806; at 25 the face gained more (0.794) but tai
     # chi's body lost 0.030 and dancer B's PSNR fell below the nearest-pose baseline (README).
     lambda_face_region: float = 0.0
+    # HD: the coarse network's own half-size frames keep their L1 and mask terms, at this weight,
+    # while it trains together with the enhancer (the bundle's half size: `--size half`).
+    lambda_coarse: float = 0.5
     lambda_mask: float = 10.0  # cross-entropy of the generator's alpha to the prepared person mask (alpha generators)
     checkpoint_every: int = 250
     log_every: int = 25

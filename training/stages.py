@@ -33,13 +33,18 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
 class TemporalPair(nn.Module):
     """EDN's two-frame unrolling in one forward call (so DDP sees one forward per backward)."""
 
-    def __init__(self, generator: nn.Module, temporal: bool):
+    def __init__(self, generator: nn.Module, temporal: bool, coarse: bool = False):
         super().__init__()
-        self.generator, self.temporal = generator, temporal
+        self.generator, self.temporal, self.coarse = generator, temporal, coarse
 
     def forward(self, l0: torch.Tensor, l1: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Frames t and t+1, and their alphas' logits (None without alpha)."""
+        """Frames t and t+1, and their alphas' logits (None without alpha); with `coarse` (HD), then
+        the coarse network's own half-size frames and logits."""
         blank = torch.full_like(l0, -1.0)
+        if self.coarse:
+            f0, a0, c0, ca0 = self.generator.hd_layers(l0, blank)
+            f1, a1, c1, ca1 = self.generator.hd_layers(l1, f0 if self.temporal else blank)
+            return f0, f1, a0, a1, c0, c1, ca0, ca1
         f0, a0 = self.generator.layers(l0, blank, logits=True)
         f1, a1 = self.generator.layers(l1, f0 if self.temporal else blank, logits=True)
         return f0, f1, a0, a1
@@ -79,10 +84,13 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
                     unfreeze: tuple[nn.Module, float] | None = None) -> tuple[int, bool]:
     """Train `G` (a generator with `layers`) against `D` from run.steps[name] to `total`; with
     `half`, on the data at half size. `unfreeze` = (module, fraction): the module (frozen by the
-    caller) joins the training after that fraction of the stage. Returns (total, interrupted)."""
+    caller) joins the training after that fraction of the stage, and then, for HD, the coarse
+    network's own half-size frames keep an L1 and mask loss (`prof.lambda_coarse`) so that the
+    bundle's half size stays good. Returns (total, interrupted)."""
     prof, data = run.prof, run.data
     pairs = data.pairs(0, data.n_train)
-    pair_model = wrap_ddp(TemporalPair(G, run.temporal), run.world, run.device)
+    keep_coarse = unfreeze is not None and prof.lambda_coarse > 0 and hasattr(G, "hd_layers")
+    pair_model = wrap_ddp(TemporalPair(G, run.temporal, keep_coarse), run.world, run.device)
     D_model = wrap_ddp(D, run.world, run.device)
     G.train()
     D.train()
@@ -96,8 +104,9 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
         idx = run.sample(pairs)
         l0, l1 = run.images(data.labels, idx, half), run.images(data.labels, idx + 1, half)
         r0, r1 = run.images(data.frames, idx, half), run.images(data.frames, idx + 1, half)
+        joint = unfreeze is not None and step >= unfreeze[1] * total
         with run.mixed():
-            f0, f1, a0, a1 = pair_model(l0, l1)
+            f0, f1, a0, a1, *coarse = pair_model(l0, l1)
             if run.temporal:
                 fake, real = torch.cat([l0, f0, l1, f1], 1), torch.cat([l0, r0, l1, r1], 1)
             else:
@@ -117,12 +126,32 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
                 losses["g_mask"] = (bce(a0.float(), m0) + bce(a1.float(), m1)) * prof.lambda_mask / 2
             if run.vgg is not None:
                 losses["g_vgg"] = (run.vgg(f0.float(), r0) + run.vgg(f1.float(), r1)) * prof.lambda_vgg / 2
+            if coarse and joint:
+                losses["g_coarse"] = coarse_loss(run, idx, coarse, r0, r1)
         gan_update(losses, opt_G, D, D_model, fake, real, opt_D, run.scaler, run.mixed, "d")
         step = run.steps[name] = step + 1
         total = replan(run.budget, name, step, total, stage)
         stage.after(step, losses, (l1, f1, r1))
     stage.close()
     return total, interrupted
+
+
+def coarse_loss(run: Run, idx: np.ndarray, coarse: list[torch.Tensor], r0: torch.Tensor,
+                r1: torch.Tensor) -> torch.Tensor:
+    """The coarse network's half-size frames and alpha logits (c0, c1, ca0, ca1) against the real
+    frames and masks at half size: the generator stage's L1, face-region and mask terms."""
+    prof, data = run.prof, run.data
+    c0, c1, ca0, ca1 = coarse
+    h0, h1 = avg_pool2d(r0, 2), avg_pool2d(r1, 2)
+    loss = (l1_loss(c0, h0) + l1_loss(c1, h1)) * prof.lambda_l1 / 2
+    boxes = [data.face_boxes[i + 1] for i in idx]
+    if prof.lambda_face_region and all(b is not None for b in boxes):
+        boxes = [half_box(b, data.face_crop) for b in boxes]
+        loss = loss + l1_loss(cut(c1, boxes), cut(h1, boxes)) * prof.lambda_face_region
+    m0, m1 = (masks(run, idx + k, True) for k in (0, 1))
+    bce = binary_cross_entropy_with_logits
+    loss = loss + (bce(ca0.float(), m0) + bce(ca1.float(), m1)) * prof.lambda_mask / 2
+    return loss * prof.lambda_coarse
 
 
 def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: torch.optim.Optimizer,
