@@ -189,3 +189,31 @@ def test_evaluate_adds_the_upscaled_rows(hd_run: Path, synth: Path, tmp_path: Pa
     with pytest.raises(DanceNowError, match="splits its clip"):
         other = prepare(None, tmp_path / "other", PrepareConfig(size=(64, 48), frames=30, fps=3.0), synthetic=True)
         evaluate(hd_run, synth, tmp_path / "r2", config=EvalConfig(detect=False), upscaled=(run, other))
+
+
+def test_the_refined_faces_colour_is_low_passed_and_its_luma_kept() -> None:
+    """The face stage painted pink and green speckle on the skin (issue 24): with chroma_sigma the
+    refined crop's colour (each channel minus the luma) is the sharp net's colour blurred, the luma as is."""
+    from torch.nn.functional import conv2d, pad
+
+    from dancenow.training.networks import LUMA, FaceConfig, FaceGenerator
+
+    torch.manual_seed(0)
+    sharp = FaceGenerator(FaceConfig(ngf=8, n_downsample=1, n_blocks=1))
+    soft = FaceGenerator(FaceConfig(ngf=8, n_downsample=1, n_blocks=1, chroma_sigma=1.0))
+    soft.load_state_dict(sharp.state_dict())  # no weights added: old face checkpoints load as they were
+    label, frame = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 0.2
+    with torch.no_grad():
+        r_sharp, r_soft = sharp(label, frame), soft(label, frame)
+    assert r_sharp.abs().max() < 1 and r_soft.abs().max() < 1  # (no clamping to blur the comparison)
+    w = torch.tensor(LUMA).view(1, 3, 1, 1)
+    luma = lambda r: (r * w).sum(1, keepdim=True)  # noqa: E731
+    assert torch.allclose(luma(r_sharp), luma(r_soft), atol=1e-5)
+    blurred = conv2d(pad(r_sharp - luma(r_sharp), (2, 2, 2, 2), mode="reflect"), soft.chroma_kernel, groups=3)
+    assert torch.allclose(r_soft - luma(r_soft), blurred, atol=1e-5)
+    speckle = lambda c: (c[..., 1:, :] - c[..., :-1, :]).abs().mean()  # noqa: E731
+    assert speckle(r_soft - luma(r_soft)) < 0.5 * speckle(r_sharp - luma(r_sharp))
+    noisy = frame + 0.1 * torch.randn_like(frame)  # the generator's own speckle is smoothed as well
+    with torch.no_grad():
+        out = soft(label, noisy) - luma(soft(label, noisy))
+        assert speckle(out) < 0.5 * speckle(sharp(label, noisy) - luma(sharp(label, noisy)))

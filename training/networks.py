@@ -246,6 +246,11 @@ class FaceConfig:
     n_blocks: int = 3
     norm: str = "instance"
     upsample: str = "resize"
+    # The refined crop's colour (each channel minus the luma) is low-passed by a fixed 5x5 Gaussian
+    # of this sigma (0: off, as targets made before it): the face stage's GAN painted pink and green
+    # speckle on the skin (issue 24), while eyes, brows and the mouth live in the luma (and the
+    # footage is 4:2:0 video: its colour has half the resolution anyway).
+    chroma_sigma: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -257,7 +262,7 @@ class FaceConfig:
 
 class FaceGenerator(nn.Module):
     """Input: the label-map crop and the generated crop (6 channels); output: the refined crop
-    (generated + a tanh residual, clamped to [-1, 1])."""
+    (generated + a tanh residual, its colour low-passed with `chroma_sigma`, clamped to [-1, 1])."""
 
     def __init__(self, config: FaceConfig = FaceConfig()):
         super().__init__()
@@ -265,7 +270,19 @@ class FaceGenerator(nn.Module):
         g = GeneratorConfig(in_channels=6, ngf=config.ngf, n_downsample=config.n_downsample,
                             n_blocks=config.n_blocks, norm=config.norm, upsample=config.upsample)
         self.model = nn.Sequential(*global_trunk(g, g.ngf, 6), nn.ReflectionPad2d(3), nn.Conv2d(g.ngf, 3, 7), nn.Tanh())
+        if config.chroma_sigma > 0:
+            x = torch.arange(5, dtype=torch.float32) - 2
+            k = torch.exp(-x ** 2 / (2 * config.chroma_sigma ** 2))
+            k2 = torch.outer(k, k) / k.sum() ** 2
+            self.register_buffer("chroma_kernel", k2.expand(3, 1, 5, 5).clone(), persistent=False)
 
     def forward(self, label_crop: torch.Tensor, frame_crop: torch.Tensor) -> torch.Tensor:
-        residual = self.model(torch.cat([label_crop, frame_crop], dim=1))
-        return torch.clamp(frame_crop + residual, -1.0, 1.0)
+        out = frame_crop + self.model(torch.cat([label_crop, frame_crop], dim=1))
+        if self.config.chroma_sigma > 0:
+            luma = (out * out.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            colour = nn.functional.pad(out - luma, (2, 2, 2, 2), mode="reflect")
+            out = luma + nn.functional.conv2d(colour, self.chroma_kernel, groups=3)
+        return torch.clamp(out, -1.0, 1.0)
+
+
+LUMA = (0.299, 0.587, 0.114)  # BT.601 weights

@@ -89,6 +89,7 @@ def cpu_hd() -> Profile:
     base = cpu_realtime()
     return replace(base, name="cpu-hd", size=(512, 384),
                    generator=replace(base.generator, enhance=True, ngf_enhance=16, n_blocks_enhance=2),
+                   face=replace(base.face, chroma_sigma=1.0),
                    steps=3000, enhance_steps=3000, face_steps=600)
 
 
