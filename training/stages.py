@@ -85,11 +85,11 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
     """Train `G` (a generator with `layers`) against `D` from run.steps[name] to `total`; with
     `half`, on the data at half size. `unfreeze` = (module, fraction): the module (frozen by the
     caller) joins the training after that fraction of the stage, and then, for HD, the coarse
-    network's own half-size frames keep an L1 and mask loss (`prof.lambda_coarse`) so that the
-    bundle's half size stays good. Returns (total, interrupted)."""
+    network's own half-size frames keep the frame terms (`frame_terms`, weighted by
+    `prof.lambda_coarse`) so that the bundle's half size stays good. Returns (total, interrupted)."""
     prof, data = run.prof, run.data
     pairs = data.pairs(0, data.n_train)
-    keep_coarse = unfreeze is not None and prof.lambda_coarse > 0 and hasattr(G, "hd_layers")
+    keep_coarse = unfreeze is not None and prof.lambda_coarse > 0 and G.config.enhance
     pair_model = wrap_ddp(TemporalPair(G, run.temporal, keep_coarse), run.world, run.device)
     D_model = wrap_ddp(D, run.world, run.device)
     G.train()
@@ -98,13 +98,13 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
     stage = run.make_stage(name, step, total)
     interrupted = False
     while step < total and not (interrupted := run.stopped()):
-        if unfreeze is not None and step >= unfreeze[1] * total:
+        joint = unfreeze is not None and step >= unfreeze[1] * total
+        if joint:
             unfreeze[0].requires_grad_(True)
         set_lr(prof, step, total, opt_G, opt_D)
         idx = run.sample(pairs)
         l0, l1 = run.images(data.labels, idx, half), run.images(data.labels, idx + 1, half)
         r0, r1 = run.images(data.frames, idx, half), run.images(data.frames, idx + 1, half)
-        joint = unfreeze is not None and step >= unfreeze[1] * total
         with run.mixed():
             f0, f1, a0, a1, *coarse = pair_model(l0, l1)
             if run.temporal:
@@ -115,19 +115,12 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
             # Generator: fool D, match D's features on the real pair, stay close in L1 (and VGG).
             D.requires_grad_(run.world > 1)  # DDP expects every parameter's gradient; alone, skip D's
             g_gan, g_feat = adversarial(D_model, fake, real, prof.lambda_feat)
-            losses = {"g_gan": g_gan, "g_feat": g_feat, "g_l1": (l1_loss(f0, r0) + l1_loss(f1, r1)) * prof.lambda_l1 / 2}
-            boxes = [data.face_boxes[i + 1] for i in idx]
-            if prof.lambda_face_region and all(b is not None for b in boxes):
-                boxes = [half_box(b, data.face_crop) for b in boxes] if half else boxes
-                losses["g_face"] = l1_loss(cut(f1, boxes), cut(r1, boxes)) * prof.lambda_face_region
-            if a0 is not None:  # the alpha learns the prepared person mask (cross-entropy on logits)
-                m0, m1 = (masks(run, idx + k, half) for k in (0, 1))
-                bce = binary_cross_entropy_with_logits
-                losses["g_mask"] = (bce(a0.float(), m0) + bce(a1.float(), m1)) * prof.lambda_mask / 2
+            losses = {"g_gan": g_gan, "g_feat": g_feat, **frame_terms(run, idx, (f0, f1, a0, a1), r0, r1, half)}
             if run.vgg is not None:
                 losses["g_vgg"] = (run.vgg(f0.float(), r0) + run.vgg(f1.float(), r1)) * prof.lambda_vgg / 2
-            if coarse and joint:
-                losses["g_coarse"] = coarse_loss(run, idx, coarse, r0, r1)
+            if coarse and joint:  # HD: the coarse network's own half-size frames, the same terms
+                h0, h1 = avg_pool2d(r0, 2), avg_pool2d(r1, 2)
+                losses["g_coarse"] = sum(frame_terms(run, idx, coarse, h0, h1, True).values()) * prof.lambda_coarse
         gan_update(losses, opt_G, D, D_model, fake, real, opt_D, run.scaler, run.mixed, "d")
         step = run.steps[name] = step + 1
         total = replan(run.budget, name, step, total, stage)
@@ -136,22 +129,23 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
     return total, interrupted
 
 
-def coarse_loss(run: Run, idx: np.ndarray, coarse: list[torch.Tensor], r0: torch.Tensor,
-                r1: torch.Tensor) -> torch.Tensor:
-    """The coarse network's half-size frames and alpha logits (c0, c1, ca0, ca1) against the real
-    frames and masks at half size: the generator stage's L1, face-region and mask terms."""
+def frame_terms(run: Run, idx: np.ndarray, out: tuple, r0: torch.Tensor, r1: torch.Tensor,
+                half: bool) -> dict[str, torch.Tensor]:
+    """The generator's terms on its two frames `out` = (f0, f1, alpha logit 0, alpha logit 1) against
+    the real frames r0, r1 of pairs `idx` (at half size with `half`): L1, L1 on the face crop, and
+    the alpha's cross-entropy to the prepared person mask."""
     prof, data = run.prof, run.data
-    c0, c1, ca0, ca1 = coarse
-    h0, h1 = avg_pool2d(r0, 2), avg_pool2d(r1, 2)
-    loss = (l1_loss(c0, h0) + l1_loss(c1, h1)) * prof.lambda_l1 / 2
+    f0, f1, a0, a1 = out
+    terms = {"g_l1": (l1_loss(f0, r0) + l1_loss(f1, r1)) * prof.lambda_l1 / 2}
     boxes = [data.face_boxes[i + 1] for i in idx]
     if prof.lambda_face_region and all(b is not None for b in boxes):
-        boxes = [half_box(b, data.face_crop) for b in boxes]
-        loss = loss + l1_loss(cut(c1, boxes), cut(h1, boxes)) * prof.lambda_face_region
-    m0, m1 = (masks(run, idx + k, True) for k in (0, 1))
-    bce = binary_cross_entropy_with_logits
-    loss = loss + (bce(ca0.float(), m0) + bce(ca1.float(), m1)) * prof.lambda_mask / 2
-    return loss * prof.lambda_coarse
+        boxes = [half_box(b, data.face_crop) for b in boxes] if half else boxes
+        terms["g_face"] = l1_loss(cut(f1, boxes), cut(r1, boxes)) * prof.lambda_face_region
+    if a0 is not None:  # the alpha learns the prepared person mask (cross-entropy on logits)
+        m0, m1 = (masks(run, idx + k, half) for k in (0, 1))
+        bce = binary_cross_entropy_with_logits
+        terms["g_mask"] = (bce(a0.float(), m0) + bce(a1.float(), m1)) * prof.lambda_mask / 2
+    return terms
 
 
 def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: torch.optim.Optimizer,
