@@ -10,7 +10,8 @@ from pathlib import Path
 
 from dancenow.engines.bundle import MANIFEST, read_manifest
 from dancenow.errors import DanceNowError
-from dancenow.export.exporter import CPU_FORMATS, FORM, FORMAT_ARTIFACTS, SAMPLES, ExportConfig, _say, export
+from dancenow.export.exporter import CPU_FORMATS, FORM, FORMAT_ARTIFACTS, SAMPLES, ExportConfig, export
+from dancenow.export.messages import say
 from dancenow.files import sha256
 
 
@@ -46,7 +47,7 @@ def ensure_bundle(checkpoint: str | os.PathLike, bundle_dir: str | os.PathLike) 
         reason = stale_reason(checkpoint, bundle_dir)
         if reason is None:
             return bundle_dir
-        _say(reason)
+        say(reason)
         if bundle_dir.exists():
             shutil.rmtree(bundle_dir)  # our cache: an old or half-written bundle
         export(checkpoint, bundle_dir, ExportConfig(formats=CPU_FORMATS))

@@ -14,7 +14,6 @@ import io
 import logging
 import os
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -28,6 +27,7 @@ from dancenow.engines.bundle import MANIFEST, Manifest, read_manifest, write_man
 from dancenow.engines.tensorrt_target import ENGINE_KIND, TIMING_CACHE_KIND
 from dancenow.errors import DanceNowError
 from dancenow.export.calibration import Samples, from_data, synthetic
+from dancenow.export.messages import say
 from dancenow.export.ort_int8 import cpu_session, quantize
 from dancenow.export.parity import parity, run_onnx
 from dancenow.export.phase_head import deploy_form
@@ -99,10 +99,6 @@ class ExportConfig:
             raise DanceNowError(f"--calib {self.calib} is not a folder: pass the target's prepared data (`dancenow prepare`)")
         if self.calib_samples < 1 or self.parity_samples < 1:
             raise DanceNowError("calib_samples and parity_samples must be at least 1")
-
-
-def _say(msg: str) -> None:
-    print(f"export: {msg}", file=sys.stderr, flush=True)
 
 
 # --- ONNX ----------------------------------------------------------------------------------------
@@ -236,7 +232,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
     ckpt_sha = sha256(ckpt_path)
     out = Path(out)
     kept = _prepare_out(out, ckpt_sha)
-    _say(f"{ckpt_path} -> {out} ({size[0]}x{size[1]}, formats {','.join(cfg.formats)})")
+    say(f"{ckpt_path} -> {out} ({size[0]}x{size[1]}, formats {','.join(cfg.formats)})")
 
     generator = build_generator(ckpt)
     face_net = build_face(ckpt)
@@ -260,7 +256,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
     gen_path = out / "generator.onnx"
     write_atomic(gen_path, to_onnx(generator, size, GEN_IO, cfg.opset, cfg.simplify).SerializeToString())
     fig = parity(held.outputs, run_onnx(cpu_session(gen_path), held.feeds()))
-    _say(f"generator fp32 ONNX vs PyTorch: max abs {fig['max_abs']:.2e}, {fig['psnr_db']:.2f} dB")
+    say(f"generator fp32 ONNX vs PyTorch: max abs {fig['max_abs']:.2e}, {fig['psnr_db']:.2f} dB")
     if fig["max_abs"] > cfg.max_abs:
         raise DanceNowError(f"generator.onnx does not match PyTorch: max abs error {fig['max_abs']:.3e} > {cfg.max_abs:g} "
                             f"({fig['psnr_db']:.2f} dB PSNR over {fig['samples']} held-out label maps); try another --opset")
@@ -280,7 +276,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
                         for f in held.face_feeds()]
         if face_ref:
             ffig = parity(face_ref, run_onnx(cpu_session(face_path), held.face_feeds()))
-            _say(f"face fp32 ONNX vs PyTorch: max abs {ffig['max_abs']:.2e}")
+            say(f"face fp32 ONNX vs PyTorch: max abs {ffig['max_abs']:.2e}")
             if ffig["max_abs"] > cfg.max_abs:
                 raise DanceNowError(f"face.onnx does not match PyTorch: max abs error {ffig['max_abs']:.3e} > {cfg.max_abs:g}")
             face_info["parity"] = ffig
@@ -296,7 +292,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
                 freport = quantize(out / "face.onnx", out / "face.int8.onnx", calib.face_feeds(), held.face_feeds(),
                                    cfg.min_psnr, cfg.force, "face")
             except DanceNowError as e:
-                _say(f"face net stays fp32 ({e})")  # the generator's INT8 does not depend on it
+                say(f"face net stays fp32 ({e})")  # the generator's INT8 does not depend on it
             else:
                 face_info["int8"] = freport
                 artifacts["face.int8.onnx"] = {"kind": "onnx", "role": "face", "precision": "int8",
@@ -354,7 +350,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
         half_ckpt = out / ".half.checkpoint.pt"
         save_checkpoint(half_ckpt, half_checkpoint(ckpt))
         try:
-            _say("the half-size bundle (the coarse network alone)")
+            say("the half-size bundle (the coarse network alone)")
             export(half_ckpt, out / HALF, replace(cfg, name=(cfg.name or ckpt.get("name") or "target") + " (half size)",
                                                  calib=None))
         finally:
@@ -383,7 +379,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
         half=half,
     )
     path = write_manifest(out, manifest)
-    _say(f"wrote {out} ({', '.join(sorted(artifacts))}) in {time.monotonic() - t0:.1f} s")
+    say(f"wrote {out} ({', '.join(sorted(artifacts))}) in {time.monotonic() - t0:.1f} s")
     return path
 
 

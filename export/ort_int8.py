@@ -6,19 +6,15 @@ Split from exporter.py (which calls `quantize`) so each module stays readable on
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from dancenow.errors import DanceNowError
+from dancenow.export.messages import say
 from dancenow.export.parity import parity, run_onnx
 from dancenow.files import write_atomic
-
-
-def _say(msg: str) -> None:
-    print(f"export: {msg}", file=sys.stderr, flush=True)
 
 
 def cpu_session(path: Path):
@@ -161,7 +157,7 @@ def quantize(fp32_path: Path, out_path: Path, calib_feeds, parity_feeds, min_psn
         fig = parity(reference, run_onnx(cpu_session(tmp), parity_feeds))
         attempt = {"strategy": label, "fp32_nodes": exclude, **fig}
         attempts.append(attempt)
-        _say(f"{what} INT8 ({label}): {fig['psnr_db']:.2f} dB PSNR vs fp32, max abs {fig['max_abs']:.4f}")
+        say(f"{what} INT8 ({label}): {fig['psnr_db']:.2f} dB PSNR vs fp32, max abs {fig['max_abs']:.4f}")
         if best is None or fig["psnr_db"] > best[0]["psnr_db"]:
             best = (attempt, tmp.read_bytes())
         if fig["psnr_db"] >= min_psnr:

@@ -17,10 +17,12 @@ from live_helpers import demo_clip
 pytestmark = pytest.mark.slow
 
 
-def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path) -> None:
+def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     clip = demo_clip(tmp_path / "performer.mp4", frames=45, size=(360, 270), fps=15.0)
     r = soak.run(live_bundle, minutes=0.75, clip=clip, interval=15.0)
     json.dumps(r)
+    progress = capsys.readouterr().err.splitlines()  # each row as it ended, under the table's header
+    assert soak.HEADER in progress and all(soak.format_row(row) in progress for row in r["rows"])
     assert r["host"] == cpu_info() and r["clip"] == "performer.mp4"
     assert len(r["rows"]) >= 2
     for row in r["rows"]:

@@ -10,7 +10,7 @@ import pytest
 
 from dancenow.realtime.media.reader import iter_frames
 from dancenow.realtime.pose import skeleton as sk
-from dancenow.realtime.pose.face import mouth_opening
+from dancenow.realtime.pose.face import mouth_box, mouth_opening
 from dancenow.realtime.pose.face_mesh import face_roi
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
@@ -19,7 +19,6 @@ from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 from footage import CLIPS
 
 DANCER_A = CLIPS / "dancer_a_yellow_top_full_body.mp4"
-_AT = {m: sk.FACE.start + i for i, m in enumerate(sk.FACE_MESH)}  # mesh index -> layout index
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +43,10 @@ def test_the_mesh_lies_on_the_face_the_body_model_found(dancer_a_poses) -> None:
         face_width = np.hypot(*(p[sk.INDEX["left_ear"]] - p[sk.INDEX["right_ear"]]))
         for body, mesh in (("right_eye", (33, 133)), ("left_eye", (263, 362)), ("mouth_right", (61,)),
                            ("mouth_left", (291,))):
-            centre = np.mean([p[_AT[m]] for m in mesh], axis=0)
+            centre = np.mean([p[sk.MESH_AT[m]] for m in mesh], axis=0)
             assert np.hypot(*(centre - p[sk.INDEX[body]])) < 0.25 * face_width, body
         # the forehead is above the chin, both inside the frame
-        assert p[_AT[10], 1] < p[_AT[152], 1]
+        assert p[sk.MESH_AT[10], 1] < p[sk.MESH_AT[152], 1]
         assert np.all((p[sk.FACE] >= 0) & (p[sk.FACE] < [image.shape[1], image.shape[0]]))
 
 
@@ -94,6 +93,16 @@ def test_face_lines_replace_the_dots_only_where_the_mesh_is_tracked() -> None:
     untracked = _face_pose(0.0)  # no mesh in this frame: the dots, exactly as before
     np.testing.assert_array_equal(render_label_map(untracked, (200, 200), lines),
                                   render_label_map(untracked, (200, 200), dots))
+
+
+def test_the_mouth_box_holds_the_lips_at_the_asked_size() -> None:
+    pose = _face_pose(1.0)
+    lips = pose.points[[sk.MESH_AT[m] for m in sk.FACE_CHAINS[-2][0]]]
+    x0, y0, x1, y1 = mouth_box(pose, (200, 200), pad=0.0)
+    assert x0 <= lips[:, 0].min() and lips[:, 0].max() <= x1 and y0 <= lips[:, 1].min() and lips[:, 1].max() <= y1
+    big = mouth_box(pose, (400, 400), pad=0.25)  # twice the size: twice the box, then a quarter more each side
+    assert big[2] - big[0] >= 1.4 * 2 * (x1 - x0)
+    assert mouth_box(_face_pose(0.0), (200, 200)) is None
 
 
 def test_a_bundle_from_before_the_mesh_keeps_drawing_dots() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -20,8 +21,9 @@ from dancenow.realtime.pose.figure import draw_figure
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
 from dancenow.training.masks import background, dilate_px, masks_from_plate
-from dancenow.training.plate import build_plate
+from dancenow.training.plate import build_plate, over_plate
 from dancenow.training.prepare import PrepareConfig, TargetData, load_prepared, prepare
+from dancenow.training.profiles import get_profile
 from dancenow.training.register import (
     RegisterConfig,
     background_shift,
@@ -31,6 +33,7 @@ from dancenow.training.register import (
     warp_points,
     work_image,
 )
+from dancenow.training.trainer import plate_targets
 
 from footage import CLIPS, NO_DATA
 
@@ -182,11 +185,16 @@ def test_prepare_a_synthetic_handheld_video(tmp_path: Path) -> None:
     assert data.plate.shape == (*data.size, 3) and data.masks.shape == (len(data.frames), *data.size)
     assert keypoints_in_mask(data) >= 0.9
     assert psnr_outside(data) >= 28.0  # x264 on a fine texture, and the figure's shadow is not in MediaPipe's mask
+    # the camera moved: training learns these frames over the plate (no drifting room to paint)
+    learned = plate_targets(get_profile("cpu-realtime"), data)
+    assert learned is not None and learned.shape == data.frames.shape
+    assert plate_targets(replace(get_profile("cpu-realtime"), plate_target=False), data) is None
 
 
 def test_synthetic_target_plate_is_its_background(tmp_path: Path) -> None:
     out = prepare(None, tmp_path / "data", PrepareConfig(size=(64, 48), frames=20, fps=3.0), synthetic=True)
     data = load_prepared(out)
+    assert plate_targets(get_profile("cpu-realtime"), data) is None  # no camera: the frames as they are
     empty = draw_figure(Pose.missing((64, 48)), (64, 48))
     assert np.array_equal(data.plate, empty)
     assert data.masks.dtype == np.float16 and data.masks.shape == (20, 64, 48)
@@ -219,6 +227,23 @@ def test_folder_without_plate_still_loads_and_bad_blocks_are_refused(tmp_path: P
 
 
 # --- real footage ----------------------------------------------------------------------------------
+
+def test_frames_over_the_plate_keep_the_person_and_take_the_room_from_the_plate() -> None:
+    """What a generator composited over the plate can make: the drifting room of a hand-held clip
+    is not asked of it (it painted streaks trying)."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 64, 48, 3), dtype=np.uint8)  # a room that moves every frame
+    plate = np.full((64, 48, 3), 120, np.uint8)
+    masks = np.zeros((3, 64, 48), np.float16)
+    masks[:, 20:40, 16:32] = 1.0  # the person
+    out = over_plate(frames, masks, plate, radius=3)
+    np.testing.assert_array_equal(out[:, 20:40, 16:32], frames[:, 20:40, 16:32])  # the person, as filmed
+    np.testing.assert_array_equal(out[:, :10], np.broadcast_to(plate[:10], out[:, :10].shape))  # far: the plate
+    np.testing.assert_array_equal(out[:, 30, 33], frames[:, 30, 33])  # the margin grown around the person too
+    np.testing.assert_array_equal(out[:, 30, 44], np.broadcast_to(plate[30, 44], (3, 3)))  # past the feather
+    between = out[:, 30, 36].astype(int)  # the feather: between the frame and the plate
+    assert (np.abs(between - 120) <= np.abs(frames[:, 30, 36].astype(int) - 120)).all()
+
 
 @pytest.fixture(scope="module")
 def dancer_a_data(dancer_a: Path, tmp_path_factory) -> TargetData:

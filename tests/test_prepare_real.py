@@ -58,3 +58,19 @@ def test_prepare_again_reuses(dancer_a_data: Path, dancer_a: Path) -> None:
     before = (dancer_a_data / "frames.npy").stat().st_mtime_ns
     prepare(dancer_a, dancer_a_data, PrepareConfig())
     assert (dancer_a_data / "frames.npy").stat().st_mtime_ns == before
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_the_face_stage_weighs_the_mouth_below_the_nose(dancer_a_data: Path) -> None:
+    """The mouth term's boxes (training/stages.py) land on dancer A's lips inside her face crops."""
+    from dancenow.training.stages import mouth_weights
+
+    data = load_prepared(dancer_a_data)
+    idx = np.array([i for i in range(data.n_train - 1) if data.face_boxes[i + 1]])
+    w = mouth_weights(data, idx, [data.face_boxes[i + 1] for i in idx]).numpy()[:, 0]
+    c = data.face_crop
+    covered = w.reshape(len(idx), -1).mean(1)
+    assert (covered > 0).mean() >= 0.95 and covered.max() < 0.4, covered  # found, and a part of the face
+    rows = np.array([np.nonzero(m.any(1))[0].mean() for m in w if m.any()])
+    assert np.median(rows) > c / 2, "the lips lie below the crop's centre (the nose)"

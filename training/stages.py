@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.functional import avg_pool2d, binary_cross_entropy_with_logits, l1_loss
 
 from dancenow.errors import DanceNowError
+from dancenow.realtime.pose.face import mouth_box
 from dancenow.training.losses import adversarial, discriminator
 from dancenow.training.prepare import TargetData
 from dancenow.training.profiles import Profile
@@ -67,6 +68,12 @@ class Run:
     make_stage: Callable[[str, int, int], Stage]
     stop: Callable[[], bool]
     steps: dict[str, int] = field(default_factory=lambda: {"generator": 0, "enhancer": 0, "face": 0})
+    over_plate: np.ndarray | None = None  # the frames to learn with the plate as their room (Profile.plate_target)
+
+    @property
+    def real(self) -> np.ndarray:
+        """The frames the generator and the face stage learn to make."""
+        return self.data.frames if self.over_plate is None else self.over_plate
 
     def stopped(self) -> bool:
         return any_rank(self.stop(), self.world, self.device)
@@ -104,7 +111,7 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
         set_lr(prof, step, total, opt_G, opt_D)
         idx = run.sample(pairs)
         l0, l1 = run.images(data.labels, idx, half), run.images(data.labels, idx + 1, half)
-        r0, r1 = run.images(data.frames, idx, half), run.images(data.frames, idx + 1, half)
+        r0, r1 = run.images(run.real, idx, half), run.images(run.real, idx + 1, half)
         with run.mixed():
             f0, f1, a0, a1, *coarse = pair_model(l0, l1)
             if run.temporal:
@@ -166,7 +173,7 @@ def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: t
         with torch.no_grad():
             l0, l1 = run.images(data.labels, idx, False), run.images(data.labels, idx + 1, False)
             f1 = TemporalPair(G, run.temporal)(l0, l1)[1]
-            r1 = run.images(data.frames, idx + 1, False)
+            r1 = run.images(run.real, idx + 1, False)
         crops = [data.face_boxes[i + 1] for i in idx]
         lc, gc, rc = (cut(t, crops) for t in (l1, f1, r1))
         with run.mixed():
@@ -175,6 +182,9 @@ def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: t
             fake, real = torch.cat([lc, fc], 1), torch.cat([lc, rc], 1)
             f_gan, f_feat = adversarial(FD_model, fake, real, prof.lambda_feat)
             losses = {"f_gan": f_gan, "f_feat": f_feat, "f_l1": l1_loss(fc, rc) * prof.lambda_face_l1}
+            if prof.lambda_mouth:
+                m = mouth_weights(data, idx, crops).to(run.device)
+                losses["f_mouth"] = (torch.abs(fc - rc) * m).sum() / (m.sum() * fc.shape[1]).clamp_min(1.0) * prof.lambda_mouth
             if run.vgg is not None:
                 losses["f_vgg"] = run.vgg(fc.float(), rc) * prof.lambda_vgg
         gan_update(losses, opt_F, FD, FD_model, fake, real, opt_FD, run.scaler, run.mixed, "fd")
@@ -183,6 +193,18 @@ def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: t
         stage.after(step, losses, (lc, fc, rc))
     stage.close()
     return total, interrupted
+
+
+def mouth_weights(data: TargetData, idx: np.ndarray, crops: list) -> torch.Tensor:
+    """(B, 1, crop, crop): 1 around the lips of each pair's second frame inside its face crop, 0
+    elsewhere (and all 0 without a mesh): the mouth is a few pixels of the crop, so the crop's L1
+    hardly sees whether it opens."""
+    c = data.face_crop
+    w = torch.zeros(len(idx), 1, c, c)
+    for k, (i, (x0, y0, _, _)) in enumerate(zip(idx, crops, strict=True)):
+        if (b := mouth_box(data.poses[i + 1], data.size)) is not None:
+            w[k, 0, max(0, b[1] - y0):max(0, b[3] - y0), max(0, b[0] - x0):max(0, b[2] - x0)] = 1.0
+    return w
 
 
 def replan(budget: Budget | None, name: str, step: int, total: int, stage: Stage) -> int:

@@ -31,6 +31,7 @@ from dancenow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_
 from dancenow.training.discriminator import DiscriminatorConfig, MultiscaleDiscriminator
 from dancenow.training.losses import VGGLoss
 from dancenow.training.networks import FaceGenerator, Generator, GeneratorConfig
+from dancenow.training.plate import over_plate
 from dancenow.training.prepare import TargetData, load_prepared
 from dancenow.training.profiles import Profile, get_profile
 from dancenow.training.runtime import Budget, Stage, StopFlag, dist_setup, tensorboard
@@ -209,7 +210,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
 
     with StopFlag() as stop:
         run = Run(prof, data, device, world, temporal, rng, mixed, scaler, vgg, budget, make_stage,
-                  lambda: stop.requested, steps)
+                  lambda: stop.requested, steps, over_plate=plate_targets(prof, data))
         interrupted = False
         if steps["generator"] < totals["generator"]:  # the generator (HD: the coarse one, at half size)
             totals["generator"], interrupted = generator_stage(
@@ -229,6 +230,16 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     if interrupted:
         raise KeyboardInterrupt  # the CLI prints "interrupted"; the checkpoint holds every finished step
     return ckpt_path
+
+
+def plate_targets(prof: Profile, data: TargetData) -> np.ndarray | None:
+    """The frames over their plate where the profile learns those, the data has a plate and its
+    camera moved (a tripod's frames already show the plate's room)."""
+    still = (data.manifest.get("registration") or {}).get("still", True)
+    if not prof.plate_target or data.plate is None or data.masks is None or still:
+        return None
+    log.info("the camera moved in %s: learning its frames over the background plate", data.root)
+    return over_plate(data.frames, data.masks, data.plate, int(data.manifest["plate"]["dilate_px"]))
 
 
 def _target_name(data: TargetData) -> str:

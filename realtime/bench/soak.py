@@ -188,6 +188,8 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                 if trace:
                     snap, row["python_heap"] = _heap(snap)
                 rows.append(row)
+                print(*([HEADER] if row_no == 0 else []), format_row(row), sep="\n", file=sys.stderr,
+                      flush=True)  # progress as it comes; stdout keeps the result
                 row_no += 1
                 if churn:  # a viewer joins after odd rows; the oldest leaves after even ones (one stays)
                     if row_no % 2 == 1:
@@ -220,28 +222,35 @@ def _heap(previous: tracemalloc.Snapshot) -> tuple[tracemalloc.Snapshot, dict]:
                                  for s in growth]}
 
 
-def format_table(r: dict) -> str:
-    lines = [f"bench soak: {r['bundle']} ({r['backend']}), performer clip {r['clip']}, {r['viewers']} viewers "
-             f"({'joining and leaving every minute' if r.get('churn') else 'fixed'}), {r['minutes']:g} min",
-             f"host: {describe_cpu()}",
-             f"{'minute':>6} {'view':>4} {'fps':>5} {'p50':>5} {'p99':>5} {'pipe':>5} {'drop':>4} {'miss':>4} "
-             f"{'rss':>6} {'cores':>5} {'pose':>5} {'gen':>5} {'steal':>5} {'MHz':>5} {'thr':>4} {'fds':>4} "
-             f"{'objects':>8}  {'control track/gen':>17}  stages p50 ms"]
+HEADER = (f"{'minute':>6} {'view':>4} {'fps':>5} {'p50':>5} {'p99':>5} {'pipe':>5} {'drop':>4} {'miss':>4} "
+          f"{'rss':>6} {'cores':>5} {'pose':>5} {'gen':>5} {'steal':>5} {'MHz':>5} {'thr':>4} {'fds':>4} "
+          f"{'objects':>8}  {'control track/gen':>17}  stages p50 ms")
+
+
+def format_row(row: dict) -> str:
+    """One row of the table (also printed to stderr as each minute ends: an hour is long to wait blind)."""
     nan = float("nan")
-    for row in r["rows"]:
-        lat = row["latency_ms"] or {"p50": nan, "p99": nan}
-        pipe = row["pipeline_p50_ms"] or nan
-        c = row.get("control") or {}
-        ctl = (f"{c['track_ms']['p50']:>7.1f}/{c['generate_ms']['p50']:<6.1f}" if "track_ms" in c else
-               f"{(c.get('error') or '-')[:17]:>17}")
-        p, th = row.get("process") or {}, row.get("thread_cores") or {}
-        lines.append(
-            f"{row['minute']:>6.2f} {row.get('viewers', 0):>4} {row['fps']:>5.1f} {lat['p50']:>5.0f} {lat['p99']:>5.0f} "
+    lat = row["latency_ms"] or {"p50": nan, "p99": nan}
+    pipe = row["pipeline_p50_ms"] or nan
+    c = row.get("control") or {}
+    ctl = (f"{c['track_ms']['p50']:>7.1f}/{c['generate_ms']['p50']:<6.1f}" if "track_ms" in c else
+           f"{(c.get('error') or '-')[:17]:>17}")
+    p, th = row.get("process") or {}, row.get("thread_cores") or {}
+    return (f"{row['minute']:>6.2f} {row.get('viewers', 0):>4} {row['fps']:>5.1f} {lat['p50']:>5.0f} {lat['p99']:>5.0f} "
             f"{pipe:>5.0f} {row['dropped']:>4} {row['missed']:>4} {row['rss_mb']:>6.0f} {row.get('cpu_cores', nan):>5.2f} "
             f"{th.get('pose', nan):>5.2f} {th.get('generate', nan):>5.2f} {row.get('steal_pct', nan):>5.1f} "
             f"{row.get('mhz', nan):>5.0f} {p.get('threads', 0):>4} {p.get('open_files', 0):>4} "
             f"{p.get('gc_objects', 0):>8}  {ctl:>17}  "
             + " ".join(f"{k} {v:.1f}" for k, v in (row.get("stage_p50_ms") or {}).items()))
+
+
+def format_table(r: dict) -> str:
+    lines = [f"bench soak: {r['bundle']} ({r['backend']}), performer clip {r['clip']}, {r['viewers']} viewers "
+             f"({'joining and leaving every minute' if r.get('churn') else 'fixed'}), {r['minutes']:g} min",
+             f"host: {describe_cpu()}",
+             HEADER]
+    for row in r["rows"]:
+        lines.append(format_row(row))
         if row.get("python_heap"):
             h = row["python_heap"]
             lines.append(f"{'':>6} python heap {h['mb']:.1f} MB; grew most: "

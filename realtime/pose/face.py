@@ -8,11 +8,11 @@ from collections.abc import Callable
 import numpy as np
 
 from dancenow.realtime.pose.pose import Pose
-from dancenow.realtime.pose.skeleton import FACE, FACE_MESH, NOSE
+from dancenow.realtime.pose.skeleton import FACE_CHAINS, MESH_AT, NOSE
 
 # EDN crops 128 px around the nose on 1024 x 512 frames: an eighth of the frame's height.
 FACE_CROP_FRAC = 128 / 1024
-_MESH_AT = {m: FACE.start + i for i, m in enumerate(FACE_MESH)}  # face-mesh index -> layout index
+_LIPS = [MESH_AT[m] for m in FACE_CHAINS[-2][0]]  # the outer lip line's points in the layout
 FEATHER = 0.125  # the face pass's blend ramp, as a fraction of the crop's side (EDN pastes the crop hard)
 
 
@@ -66,10 +66,23 @@ def feather(h: int, w: int, ramp: float = FEATHER) -> np.ndarray:
 def mouth_opening(pose: Pose) -> float | None:
     """Inner lips apart as a fraction of the face's height (forehead to chin), from the face mesh;
     None where the mesh was not found."""
-    at = _MESH_AT
+    at = MESH_AT
     idx = [at[13], at[14], at[10], at[152]]
     if float(np.min(pose.confidence[idx])) <= 0:
         return None
     p = pose.points
     height = float(np.hypot(*(p[at[152]] - p[at[10]])))
     return float(np.hypot(*(p[at[14]] - p[at[13]])) / height) if height > 0 else None
+
+
+def mouth_box(pose: Pose, size: tuple[int, int], pad: float = 0.35) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around the outer lips at `size` = (height, width), grown by `pad` of the
+    lips' width on every side (the face stage weighs the mouth there); None without the mesh."""
+    if not pose.detected or float(np.min(pose.confidence[_LIPS])) <= 0:
+        return None
+    h, w = size
+    fh, fw = pose.frame_size
+    lips = pose.points[_LIPS] * np.array([w / fw, h / fh], np.float32)
+    (x0, y0), (x1, y1) = lips.min(0), lips.max(0)
+    m = pad * max(1.0, float(x1 - x0))
+    return int(np.floor(x0 - m)), int(np.floor(y0 - m)), int(np.ceil(x1 + m)), int(np.ceil(y1 + m))

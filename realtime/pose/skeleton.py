@@ -52,6 +52,7 @@ FACE_CHAINS: tuple[tuple[tuple[int, ...], bool], ...] = (
 FACE_MESH: tuple[int, ...] = tuple(i for chain, _ in FACE_CHAINS for i in chain)  # mesh index per point
 NUM_FACE_MESH = len(FACE_MESH)  # 129
 FACE = slice(NUM_BODY_HANDS, NUM_BODY_HANDS + NUM_FACE_MESH)  # 75..203
+MESH_AT = {m: FACE.start + i for i, m in enumerate(FACE_MESH)}  # face-mesh index -> layout index
 NUM_POINTS = NUM_BODY_HANDS + NUM_FACE_MESH  # 204
 
 NAMES: tuple[str, ...] = (

@@ -30,7 +30,7 @@ from dancenow.realtime.live.pipeline import PipelineConfig
 from dancenow.realtime.live.show import Show, open_show
 from dancenow.realtime.live.sources import PushSource
 from dancenow.realtime.live.virtualcam import VirtualCamera
-from dancenow.realtime.serve import http
+from dancenow.realtime.serve import http, memory
 from dancenow.realtime.serve.config import ServeConfig
 from dancenow.realtime.serve.encoder import EncodedStream
 from dancenow.realtime.serve.http import HTTPProblem
@@ -156,6 +156,7 @@ class Server:
         if isinstance(self.show.home, PushSource):
             self.camera = self.show.home
         await loop.run_in_executor(None, self.studio.resume)  # a job the last server left running
+        memory.settle()  # no peer yet: what is loaded now stays, and full collections become cheap
         self._monitor = asyncio.create_task(self._watch_peers(), name="dancenow-peer-monitor")
         if cfg.virtual_camera is not None:  # a camera other programs may open at any time: always on
             async with self._lock:
@@ -264,6 +265,7 @@ class Server:
         if peer is None:
             return False
         await close_peer(peer, self.cfg.close_timeout)
+        memory.reclaim()  # its connection is cycles that the collector would otherwise free hours later
         async with self._lock:
             if peer.role == "performer" and self.show is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.show.switch_source, None)
