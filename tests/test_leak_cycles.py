@@ -8,8 +8,6 @@ most 30 MB. The show starts and stops with every batch (its first viewer starts 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import gc
 import os
 import signal
 import time
@@ -21,6 +19,7 @@ import pytest
 from dancenow.realtime.bench.common import rss_mb
 from dancenow.realtime.bench.rtc_client import Viewer
 from dancenow.realtime.bench.web import launch, wait_for
+from dancenow.realtime.serve import memory
 from dancenow.realtime.serve.server import ServeConfig
 from dancenow.realtime.serve.thread import ServerThread
 
@@ -52,8 +51,7 @@ def udp_sockets() -> int:
 def usage() -> dict[str, float]:
     """What the process holds. Freed heap is handed back to the system first (glibc's malloc_trim),
     so RSS counts memory still in use, not arenas that a finished show's threads left free."""
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    memory.reclaim()
     return {"fds": len(os.listdir("/proc/self/fd")), "udp": udp_sockets(),
             "threads": len(os.listdir("/proc/self/task")), "rss_mb": round(rss_mb(), 1)}
 

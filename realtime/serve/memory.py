@@ -6,9 +6,10 @@ make some 150,000 long-lived objects, Python runs that pass about once an hour (
 middle-generation passes and for a quarter as many new long-lived objects as there are), so with
 viewers joining and leaving every minute the 60-minute soak's RSS rose 1.2 MB a minute (issue 27).
 Two steps: `settle` at start-up moves everything loaded so far out of the collector's sight
-(`gc.freeze`: never garbage, and never walked again), which makes a full pass take milliseconds
-instead of 80; `reclaim` runs that pass when a peer has left, then asks glibc to hand back
-freed pages (its per-thread arenas otherwise keep them)."""
+(`gc.freeze`: never garbage, and never walked again), which shortens a full pass (what is
+created after start-up is still walked: 27-32 ms a departure in the soak's process on a quiet
+Intel Xeon with AMX); `reclaim` runs that pass when a peer has left, then asks glibc to hand
+back freed pages (its per-thread arenas otherwise keep them)."""
 
 from __future__ import annotations
 
