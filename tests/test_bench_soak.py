@@ -49,3 +49,21 @@ def test_soak_arguments_are_checked(live_bundle: Path, tmp_path: Path, capsys: p
     assert "--minutes must be positive" in capsys.readouterr().err
     assert main(["bench", "soak", str(tmp_path / "none.mp4"), "--target", str(live_bundle), "--minutes", "1"]) == 2
     assert "clip not found" in capsys.readouterr().err
+
+
+def test_drift_compares_windows_not_single_minutes() -> None:
+    """One minute's p50 swings with the viewer count (2 or 3 alternate): a single late 3-viewer
+    minute against an early 2-viewer one is no drift; a real rise across the window is."""
+    def row(p50: float, track: float, ctl: float) -> dict:
+        return {"latency_ms": {"p50": p50}, "pipeline_p50_ms": track + 10, "stage_p50_ms": {"track": track, "generate": 5.0},
+                "control": {"track_ms": {"p50": ctl}, "generate_ms": {"p50": 5.0}}}
+
+    flat = [row(100.0 + 15 * (i % 2), 15.0, 16.0) for i in range(60)]
+    d = soak.window_drifts(flat)
+    assert flat[-1]["latency_ms"]["p50"] - flat[0]["latency_ms"]["p50"] == 15.0  # what last-minus-first said
+    assert d["rows"] == 10 and d["latency_ms"] == 0.0 and d["pipeline_ms"] == 0.0 and d["control"]["track_ms"] == 0.0
+    rising = [row(100.0 + i, 15.0 + i / 10, 16.0) for i in range(60)]
+    d = soak.window_drifts(rising)
+    assert d["latency_ms"] == 50.0 and d["track_ms"] == 5.0 and d["control"] == {"track_ms": 0.0, "generate_ms": 0.0}
+    short = soak.window_drifts(rising[:4])  # a short run compares a fifth (at least one row) at each end
+    assert short["rows"] == 1 and short["latency_ms"] == 3.0

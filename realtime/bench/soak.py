@@ -11,9 +11,12 @@ from the pixel stamps), the pipeline's own stages, frames dropped and missed, an
 bounded structure's size) and the host (steal, clock). Beside every minute a control process
 (control.py) times the same tracker and engine fresh: the host's effect shows in both, the
 process's only in the pipeline. With `trace`, tracemalloc's Python heap and its biggest growth
-per minute (a diagnostic run: tracing slows every allocation). At the end: drift (the last
-minute's p50 minus the first's) and the RSS slope (least squares over samples every 5 s after the
-first `settle` minutes: start-up allocations are not a leak).
+per minute (a diagnostic run: tracing slows every allocation). At the end: drift (the median p50 of
+the last `window` rows minus that of the first: one minute's p50 moves by 10-20 ms with the viewer
+count and the host, so a single minute against another measures noise; a window of ten rows holds
+as many 2-viewer as 3-viewer minutes), the same for the pipeline's stages and the control's, and
+the RSS slope (least squares over samples every 5 s after the first `settle` minutes: start-up
+allocations are not a leak).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from dancenow.realtime.serve.thread import ServerThread
 
 TARGET_DRIFT_MS = 5.0
 TARGET_RSS_SLOPE = 0.5  # MB per minute, after the first `settle` minutes (issue 27)
+WINDOW = 10  # rows at each end that drift compares (a fifth of the rows in a shorter run)
 SAMPLE_S = 5.0
 THREADS = {"pose": "dancenow-pose", "generate": "dancenow-generate", "vp8": "dancenow-vp8_0"}  # the pipeline's
 
@@ -68,8 +72,8 @@ def run(bundle: Path | str, minutes: float = 30.0, clip: Path | str | None = Non
                                         s.show.target.engine.precision, s.show.target.engine.describe()))
             probe = (engine[0], str(clip), engine[1], engine[2]) if control else None
             rows, rss = asyncio.run(_soak(st, clip, minutes * 60.0, interval, viewers, churn, probe, trace))
-    first, last = rows[0]["latency_ms"], rows[-1]["latency_ms"]
-    drift = round(last["p50"] - first["p50"], 1) if first and last else None
+    drifts = window_drifts(rows)
+    drift = drifts["latency_ms"]
     steady = [(t, m) for t, m in rss if t >= settle] if minutes >= 2 * settle else rss
     slope = round(float(np.polyfit(*zip(*steady, strict=True), 1)[0]), 3) if len(steady) >= 3 else None
     late = [r["dropped"] for r in rows if r["minute"] > 1.0 + 1e-6]
@@ -77,18 +81,33 @@ def run(bundle: Path | str, minutes: float = 30.0, clip: Path | str | None = Non
            and not any(late))
     return {"host": host(), "bundle": str(bundle), "backend": engine[3], "clip": clip.name, "minutes": minutes,
             "viewers": viewers, "churn": churn, "trace": trace, "rows": rows, "drift_ms": drift,
-            "control_drift_ms": _control_drift(rows), "rss_slope_mb_per_min": slope, "settle_minutes": settle,
+            "drift_window_rows": drifts["rows"], "drifts_ms": drifts, "control_drift_ms": drifts["control"],
+            "rss_slope_mb_per_min": slope, "settle_minutes": settle,
             "rss_mb": {"start": round(rss[0][1], 1), "end": round(rss[-1][1], 1)},
             "targets": {"drift_max_ms": TARGET_DRIFT_MS, "rss_slope_max_mb_per_min": TARGET_RSS_SLOPE,
                         "no_drops_after_minute_1": not any(late), "met": met}}
 
 
-def _control_drift(rows: list[dict]) -> dict | None:
-    """The control's last minus first p50 for each call: how much the host alone slowed."""
-    got = [r["control"] for r in rows if r.get("control") and "track_ms" in r["control"]]
-    if len(got) < 2:
-        return None
-    return {k: round(got[-1][k]["p50"] - got[0][k]["p50"], 2) for k in ("track_ms", "generate_ms")}
+def window_drifts(rows: list[dict], window: int = WINDOW) -> dict:
+    """Median of the last `window` rows minus median of the first, for the latency p50, the
+    pipeline's p50 and its tracker and engine stages, and the control's tracker and engine (the
+    host alone). Rows without a figure are left out; None where a side has none."""
+    k = max(1, min(window, len(rows) // 5 or 1))
+
+    def drift(get) -> float | None:
+        first = [v for v in map(get, rows[:k]) if v is not None]
+        last = [v for v in map(get, rows[-k:]) if v is not None]
+        return round(float(np.median(last) - np.median(first)), 2) if first and last else None
+
+    def ctl(key: str):
+        return lambda r: r["control"][key]["p50"] if key in (r.get("control") or {}) else None
+
+    both = drift(ctl("track_ms")), drift(ctl("generate_ms"))
+    return {"rows": k, "latency_ms": drift(lambda r: (r["latency_ms"] or {}).get("p50")),
+            "pipeline_ms": drift(lambda r: r["pipeline_p50_ms"]),
+            "track_ms": drift(lambda r: r["stage_p50_ms"].get("track")),
+            "generate_ms": drift(lambda r: r["stage_p50_ms"].get("generate")),
+            "control": None if None in both else {"track_ms": both[0], "generate_ms": both[1]}}
 
 
 async def _control(probe: tuple[str, str, str, str] | None) -> dict | None:
@@ -257,10 +276,14 @@ def format_table(r: dict) -> str:
                          + "; ".join(f"{g['where']} {g['kb']:+.0f} kB" for g in h["top_growth"][:3]))
     t = r["targets"]
     drift = "n/a" if r["drift_ms"] is None else f"{r['drift_ms']:+.1f} ms"
+    d = r.get("drifts_ms") or {}
     slope = "n/a" if r["rss_slope_mb_per_min"] is None else f"{r['rss_slope_mb_per_min']:+.2f} MB/min"
     cd = r.get("control_drift_ms")
-    lines.append(f"drift (last p50 - first p50) {drift}; the control's over the same time: "
-                 + ("n/a" if cd is None else f"tracker {cd['track_ms']:+.1f} ms, engine {cd['generate_ms']:+.1f} ms"))
+    ms = lambda v: "n/a" if v is None else f"{v:+.1f} ms"  # noqa: E731
+    lines.append(f"drift (median p50 of the last {r.get('drift_window_rows', 1)} rows - of the first) {drift}; "
+                 f"the pipeline's {ms(d.get('pipeline_ms'))} (tracker {ms(d.get('track_ms'))}, engine "
+                 f"{ms(d.get('generate_ms'))}); the control's over the same rows: "
+                 + ("n/a" if cd is None else f"tracker {ms(cd['track_ms'])}, engine {ms(cd['generate_ms'])}"))
     lines.append(f"RSS slope after minute {r.get('settle_minutes', 0):g} {slope} ({r['rss_mb']['start']:.0f} -> "
                  f"{r['rss_mb']['end']:.0f} MB); drops after the first minute: "
                  f"{'none' if t['no_drops_after_minute_1'] else 'some'}. Targets |drift| <= {t['drift_max_ms']:.0f} ms, "

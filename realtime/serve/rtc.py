@@ -110,6 +110,20 @@ def send_packets(pc: RTCPeerConnection, track: PacketTrack, direction: str = "se
     return transceiver.sender
 
 
+def role_counts(peers: dict[str, Peer]) -> dict[str, int]:
+    roles = [p.role for p in peers.values()]
+    return {"viewers": roles.count("viewer"), "performers": roles.count("performer"), "peers": len(roles)}
+
+
+def check_room(peers: dict[str, Peer], max_peers: int, role: str) -> None:
+    """HTTPProblem unless a peer of `role` may join now: the cap, and one performer at a time."""
+    if len(peers) >= max_peers:
+        raise HTTPProblem(503, f"too many peers: this server takes at most {max_peers}; try again later",
+                          headers={"Retry-After": "5"})
+    if role == "performer" and any(p.role == "performer" for p in peers.values()):
+        raise HTTPProblem(409, "someone is already performing: wait until they leave")
+
+
 def check_offer(body: dict) -> str:
     """The SDP of a well-formed offer body, else HTTPProblem(400) saying what is expected."""
     sdp, typ = body.get("sdp"), body.get("type", "offer")

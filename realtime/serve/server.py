@@ -39,8 +39,10 @@ from dancenow.realtime.serve.publish import Publisher, open_publishers, publish_
 from dancenow.realtime.serve.rtc import (
     Peer,
     check_offer,
+    check_room,
     close_peer,
     configure_ice,
+    role_counts,
     send_packets,
     track_frames,
 )
@@ -70,6 +72,7 @@ class Server:
         self.registry.register(StatsCollector(lambda: self.show.stats() if self.show else None, self.peer_counts))
         self.registry.register(PublishCollector(self._stream_status, lambda: [p.status() for p in self.publishers]))
         self._lock = asyncio.Lock()
+        self._closing = 0  # peers left but not yet closed and collected
         self._runner: web.AppRunner | None = None
         self._monitor: asyncio.Task | None = None
         self.url = ""
@@ -198,6 +201,8 @@ class Server:
         await asyncio.get_running_loop().run_in_executor(None, self.show.start)
         self.stream = EncodedStream(self.show.output, self.cfg.bitrate)
         self.stream.start()
+        if not self.peers and not self._closing:  # what the show built (its tracker) lives as long as it
+            memory.settle()
 
     async def _stop_media(self) -> None:
         """Last peer gone, nothing published, no virtual camera: stop the encoder and the show."""
@@ -215,13 +220,12 @@ class Server:
     # --- peers -----------------------------------------------------------------------------
 
     async def add_peer(self, offer: dict, role: str) -> dict:
-        if len(self.peers) >= self.cfg.max_peers:
-            raise HTTPProblem(503, f"too many peers: this server takes at most {self.cfg.max_peers}; try again later",
-                              headers={"Retry-After": "5"})
-        if role == "performer" and any(p.role == "performer" for p in self.peers.values()):
-            raise HTTPProblem(409, "someone is already performing: wait until they leave")
+        check_room(self.peers, self.cfg.max_peers, role)
         sdp = check_offer(offer)
         check_candidates(sdp)
+        async with self._lock:  # the first peer starts the show before its own connection exists,
+            await self._start_media()  # so settling then freezes the show and not this peer
+        check_room(self.peers, self.cfg.max_peers, role)  # others may have come in meanwhile
         pid = secrets.token_urlsafe(12)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         peer = Peer(pid, pc, role)
@@ -264,8 +268,12 @@ class Server:
         peer = self.peers.pop(pid, None)
         if peer is None:
             return False
-        await close_peer(peer, self.cfg.close_timeout)
-        memory.reclaim()  # its connection is cycles that the collector would otherwise free hours later
+        self._closing += 1
+        try:
+            await close_peer(peer, self.cfg.close_timeout)
+            memory.reclaim()  # its connection is cycles that the collector would otherwise free hours later
+        finally:
+            self._closing -= 1
         async with self._lock:
             if peer.role == "performer" and self.show is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.show.switch_source, None)
@@ -290,8 +298,7 @@ class Server:
                    if not t.done() and "RequestHandler" not in getattr(t.get_coro(), "__qualname__", ""))
 
     def peer_counts(self) -> dict[str, int]:
-        roles = [p.role for p in self.peers.values()]
-        return {"viewers": roles.count("viewer"), "performers": roles.count("performer"), "peers": len(roles)}
+        return role_counts(self.peers)
 
     def status(self) -> dict:
         """The JSON of /api/status: the show's typed stats plus the server's own figures."""
