@@ -54,7 +54,8 @@ def test_a_departed_viewers_cycles_are_collected_when_it_leaves(live_bundle: Pat
     print(f"{CYCLES} viewers joined and left: {left} unreachable objects were left behind; "
           f"with the show running, a full pass walked {walked[0]} objects in {walked[1]} ms")
     # the show's start built MediaPipe's tracker (about 57,000 objects) and the server froze it
-    # with no peer connected: measured 67,000 walked before, XXX after
+    # with no peer connected: measured 58,060 walked in 17.9 ms before, 3,385 in 0.6 ms after
+    # (Intel Xeon with AMX)
     assert walked[0] < 30000, walked
     # measured: 11,758 without the server's own pass (every departed viewer's server and client
     # side), 4,255 with it (the client side of the viewers closed last, after the server's pass)
