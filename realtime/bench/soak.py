@@ -81,8 +81,7 @@ def run(bundle: Path | str, minutes: float = 30.0, clip: Path | str | None = Non
            and not any(late))
     return {"host": host(), "bundle": str(bundle), "backend": engine[3], "clip": clip.name, "minutes": minutes,
             "viewers": viewers, "churn": churn, "trace": trace, "rows": rows, "drift_ms": drift,
-            "drift_window_rows": drifts["rows"], "drifts_ms": drifts, "control_drift_ms": drifts["control"],
-            "rss_slope_mb_per_min": slope, "settle_minutes": settle,
+            "drifts_ms": drifts, "rss_slope_mb_per_min": slope, "settle_minutes": settle,
             "rss_mb": {"start": round(rss[0][1], 1), "end": round(rss[-1][1], 1)},
             "targets": {"drift_max_ms": TARGET_DRIFT_MS, "rss_slope_max_mb_per_min": TARGET_RSS_SLOPE,
                         "no_drops_after_minute_1": not any(late), "met": met}}
@@ -278,9 +277,9 @@ def format_table(r: dict) -> str:
     drift = "n/a" if r["drift_ms"] is None else f"{r['drift_ms']:+.1f} ms"
     d = r.get("drifts_ms") or {}
     slope = "n/a" if r["rss_slope_mb_per_min"] is None else f"{r['rss_slope_mb_per_min']:+.2f} MB/min"
-    cd = r.get("control_drift_ms")
+    cd = d.get("control")
     ms = lambda v: "n/a" if v is None else f"{v:+.1f} ms"  # noqa: E731
-    lines.append(f"drift (median p50 of the last {r.get('drift_window_rows', 1)} rows - of the first) {drift}; "
+    lines.append(f"drift (median p50 of the last {d.get('rows', 1)} rows - of the first) {drift}; "
                  f"the pipeline's {ms(d.get('pipeline_ms'))} (tracker {ms(d.get('track_ms'))}, engine "
                  f"{ms(d.get('generate_ms'))}); the control's over the same rows: "
                  + ("n/a" if cd is None else f"tracker {ms(cd['track_ms'])}, engine {ms(cd['generate_ms'])}"))
