@@ -67,3 +67,14 @@ def test_drift_compares_windows_not_single_minutes() -> None:
     assert d["latency_ms"] == 50.0 and d["track_ms"] == 5.0 and d["control"] == {"track_ms": 0.0, "generate_ms": 0.0}
     short = soak.window_drifts(rising[:4])  # a short run compares a fifth (at least one row) at each end
     assert short["rows"] == 1 and short["latency_ms"] == 3.0
+
+
+def test_bench_web_drift_is_the_same_window_measure() -> None:
+    """bench web's latency drift (first and last fifth of a phase's samples) uses the soak's helper:
+    a spike at either end is no drift, a rise across the phase is."""
+    from dancenow.realtime.bench.web import _summarise
+
+    spikes = [{"t": i, "ms": 400.0 if i in (0, 99) else 50.0} for i in range(100)]
+    assert _summarise(spikes)["drift_ms"] == 0.0
+    rising = [{"t": i, "ms": 50.0 + i / 2} for i in range(100)]
+    assert _summarise(rising)["drift_ms"] == 40.0

@@ -21,7 +21,7 @@ from dancenow.realtime.live.target import Target
 from dancenow.training.checkpoint import build_generator, half_checkpoint, load_checkpoint
 from dancenow.training.evaluate import EvalConfig, evaluate
 from dancenow.training.networks import Generator, count_gflop
-from dancenow.training.prepare import PrepareConfig, prepare
+from dancenow.training.prepare import PrepareConfig, load_prepared, prepare
 from dancenow.training.profiles import get_profile
 from dancenow.training.runtime import Budget
 from dancenow.training.trainer import train
@@ -217,3 +217,11 @@ def test_the_refined_faces_colour_is_low_passed_and_its_luma_kept() -> None:
     with torch.no_grad():
         out = soft(label, noisy) - luma(soft(label, noisy))
         assert speckle(out) < 0.5 * speckle(sharp(label, noisy) - luma(sharp(label, noisy)))
+
+
+def test_the_synthetic_target_takes_the_long_side(tmp_path: Path) -> None:
+    """`prepare --synthetic --size 512` made 256x192 data before (the long side was ignored): the HD
+    demo target is the synthetic dance rendered at 512."""
+    cfg = PrepareConfig(frames=12, fps=3.0, holdout=0.25, plate=False, long_side=512, multiple=16)
+    data = prepare(None, tmp_path / "synth512", cfg, synthetic=True)
+    assert load_prepared(data).size == (512, 384)

@@ -190,7 +190,7 @@ def _synthetic(cfg: PrepareConfig):
     from dancenow.realtime.pose.choreography import PERIOD, pose_at
     from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure
 
-    size = tuple(cfg.size) if cfg.size else SYNTHETIC_SIZE
+    size = tuple(cfg.size) if cfg.size else _default_size(SYNTHETIC_SIZE, cfg)  # the long side scales it (512: HD)
     _check_size(size, cfg.multiple)
     n = cfg.frames or int(round(PERIOD * cfg.fps))
     frames, poses = [], []

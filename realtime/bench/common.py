@@ -74,3 +74,14 @@ class Phase:
     def report(self) -> dict:
         return {"wall_s": round(self.wall, 2), "cpu_cores": round(self.cpu / self.wall, 2) if self.wall else 0.0,
                 "peak_rss_mb": self.peak}
+
+
+def edge_drift(values: list, k: int, digits: int = 1) -> float | None:
+    """How far a series moved over a run: the median of its last `k` values minus the median of its
+    first `k` (Nones left out; None where a side has none). Medians of windows, not single points:
+    one sample's latency moves with whatever the host did that moment."""
+    import numpy as np
+
+    first = [v for v in values[:k] if v is not None]
+    last = [v for v in values[-k:] if v is not None]
+    return round(float(np.median(last) - np.median(first)), digits) if first and last else None

@@ -35,7 +35,7 @@ import numpy as np
 
 from dancenow.errors import DanceNowError
 from dancenow.host import describe_cpu
-from dancenow.realtime.bench.common import DEFAULT_CLIP, cpu_seconds, host, rss_mb
+from dancenow.realtime.bench.common import DEFAULT_CLIP, cpu_seconds, edge_drift, host, rss_mb
 from dancenow.realtime.bench.process import host_state, process_figures, structure_sizes, thread_cpu
 from dancenow.realtime.bench.rtc_client import Performer, Viewer
 from dancenow.realtime.serve.server import ServeConfig
@@ -94,9 +94,7 @@ def window_drifts(rows: list[dict], window: int = WINDOW) -> dict:
     k = max(1, min(window, len(rows) // 5 or 1))
 
     def drift(get) -> float | None:
-        first = [v for v in map(get, rows[:k]) if v is not None]
-        last = [v for v in map(get, rows[-k:]) if v is not None]
-        return round(float(np.median(last) - np.median(first)), 2) if first and last else None
+        return edge_drift([get(r) for r in rows], k, digits=2)
 
     def ctl(key: str):
         return lambda r: r["control"][key]["p50"] if key in (r.get("control") or {}) else None

@@ -22,7 +22,7 @@ import numpy as np
 
 from dancenow.errors import DanceNowError
 from dancenow.host import cpu_info, describe_cpu
-from dancenow.realtime.bench.common import cpu_seconds
+from dancenow.realtime.bench.common import cpu_seconds, edge_drift
 from dancenow.realtime.serve.server import ServeConfig
 from dancenow.realtime.serve.thread import ServerThread
 
@@ -138,12 +138,11 @@ def _summarise(samples: list[dict]) -> dict:
     if not samples:
         return {"samples": 0, "latency_ms": None, "drift_ms": None}
     samples.sort(key=lambda s: s["t"])
-    ms = np.array([s["ms"] for s in samples], float)
-    fifth = max(1, len(ms) // 5)
+    ms = [s["ms"] for s in samples]
     return {
         "samples": len(ms),
         "latency_ms": {q: round(float(np.percentile(ms, v)), 1) for q, v in (("p50", 50), ("p95", 95), ("p99", 99))},
-        "drift_ms": round(float(np.median(ms[-fifth:]) - np.median(ms[:fifth])), 1),
+        "drift_ms": edge_drift(ms, max(1, len(ms) // 5)),
     }
 
 
