@@ -26,9 +26,10 @@ system-deps:
 	  else echo "note: chromium, iproute2 or pipewire missing and not root: their tests will be skipped"; fi; \
 	fi
 
-# The built-in performer on the built-in demo target: open http://127.0.0.1:8080
+# The built-in performer on the built-in HD demo target (512 where this host holds it, else 256,
+# saying which and why): open http://127.0.0.1:8080
 demo: $(STAMP)
-	$(VENV)/bin/dancenow serve
+	$(VENV)/bin/dancenow serve --target demo-hd
 
 # All tests run inside a network namespace with only loopback (root), so nothing can reach the
 # network and WebRTC stays on 127.0.0.1 (see ../shared/notes/webrtc-testing.md).

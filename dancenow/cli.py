@@ -41,17 +41,17 @@ def _print_result(result: dict, as_json: bool, formatter) -> None:
 
 
 def _default_bundle(target: str | None) -> Path:
-    """The bundle the user gave (a folder, or the name of a target `make-target` made), or the
-    built-in demo target (built from its committed checkpoint)."""
-    if target:
-        from dancenow.targets import named_target
-
-        named = None if Path(target).exists() else named_target(target)
-        return named or Path(target)
+    """The bundle the user gave (a folder, or the name of a target `make-target` made), or a
+    built-in demo target (`demo`, the default, or `demo-hd`: built from its committed checkpoint)."""
     from dancenow.demo import assets
+    from dancenow.targets import named_target
+
+    if target and (Path(target).exists() or target not in assets.BUILT_IN):
+        return (None if Path(target).exists() else named_target(target)) or Path(target)
     from dancenow.export.bundle_cache import ensure_bundle
 
-    return ensure_bundle(assets.DEMO_CHECKPOINT, assets.demo_bundle_dir())
+    checkpoint, half = assets.BUILT_IN[target or "demo"]
+    return ensure_bundle(checkpoint, assets.demo_bundle_dir(target or "demo"), half=half)
 
 
 # --- commands (each a function of parsed args) -------------------------------------------------
@@ -150,7 +150,7 @@ def cmd_export(a: argparse.Namespace) -> None:
     cfg = ExportConfig(
         formats=tuple(f.strip() for f in a.format.split(",") if f.strip()), precision=a.precision,
         calib=a.calib, opset=a.opset, simplify=a.simplify, workspace=a.workspace, device=a.device,
-        name=a.name, force=a.force,
+        name=a.name, force=a.force, half=a.half,
     )
     export(a.checkpoint, a.out, cfg)
 
@@ -393,6 +393,7 @@ def add_export_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--device", default="cpu", help="cpu or cuda:N")
     s.add_argument("--name", default=None, help="target name (default: from the checkpoint)")
     s.add_argument("--force", action="store_true", help="write an INT8 model even below the parity threshold")
+    s.add_argument("--half", default=None, help="HD: the same target trained at half the size, as the bundle's half size")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,10 @@ from dancenow.export.messages import say
 from dancenow.files import sha256
 
 
-def stale_reason(checkpoint: Path, bundle_dir: Path, formats: tuple[str, ...] = CPU_FORMATS) -> str | None:
-    """Why `bundle_dir` must be (re)built from `checkpoint` in `formats`, or None when it is current."""
+def stale_reason(checkpoint: Path, bundle_dir: Path, formats: tuple[str, ...] = CPU_FORMATS,
+                 half: Path | None = None) -> str | None:
+    """Why `bundle_dir` must be (re)built from `checkpoint` (and `half`, an HD bundle's half size) in
+    `formats`, or None when it is current."""
     if not (bundle_dir / MANIFEST).is_file():
         return f"first use: exporting {checkpoint.name} to {bundle_dir} (ONNX, OpenVINO and INT8 models, about a minute)"
     try:
@@ -25,6 +27,8 @@ def stale_reason(checkpoint: Path, bundle_dir: Path, formats: tuple[str, ...] = 
         return f"{bundle_dir} is not usable ({e}): exporting it again"
     if manifest.export.get("checkpoint_sha256") != sha256(checkpoint):
         return f"{checkpoint.name} changed since {bundle_dir} was built: exporting it again"
+    if half is not None and manifest.export.get("half_sha256") != sha256(half):
+        return f"{half.name} (its half size) changed since {bundle_dir} was built: exporting it again"
     if (manifest.export.get("form") or 1) < FORM:
         return f"{bundle_dir} was written by an older export-engine (form {manifest.export.get('form') or 1} < {FORM}): exporting it again"
     have = {(e.get("kind"), e.get("precision")) for e in manifest.artifacts.values() if e.get("role") == "generator"}
@@ -34,21 +38,24 @@ def stale_reason(checkpoint: Path, bundle_dir: Path, formats: tuple[str, ...] = 
     return None
 
 
-def ensure_bundle(checkpoint: str | os.PathLike, bundle_dir: str | os.PathLike) -> Path:
+def ensure_bundle(checkpoint: str | os.PathLike, bundle_dir: str | os.PathLike,
+                  half: str | os.PathLike | None = None) -> Path:
     """The bundle for `checkpoint` in `bundle_dir`: exported (the CPU formats) on first use, and again
-    whenever the checkpoint's sha256 changed or a format is missing. Safe against two processes doing it at once."""
+    whenever the checkpoint's sha256 changed or a format is missing. `half`: an HD checkpoint's half
+    size from that checkpoint (export's --half). Safe against two processes doing it at once."""
     checkpoint, bundle_dir = Path(checkpoint), Path(bundle_dir)
+    half = Path(half) if half is not None else None
     if not checkpoint.is_file():
         raise DanceNowError(f"checkpoint {checkpoint} not found: the built-in demo target needs it "
-                            "(demo/assets/demo_checkpoint.pt, made by `dancenow train` on `dancenow prepare --synthetic`)")
+                            "(made by `dancenow train` on `dancenow prepare --synthetic`: demo/assets/DEMO_CHECKPOINT.md)")
     bundle_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(bundle_dir.parent / f".{bundle_dir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits, then finds the bundle current
-        reason = stale_reason(checkpoint, bundle_dir)
+        reason = stale_reason(checkpoint, bundle_dir, half=half)
         if reason is None:
             return bundle_dir
         say(reason)
         if bundle_dir.exists():
             shutil.rmtree(bundle_dir)  # our cache: an old or half-written bundle
-        export(checkpoint, bundle_dir, ExportConfig(formats=CPU_FORMATS))
+        export(checkpoint, bundle_dir, ExportConfig(formats=CPU_FORMATS, half=None if half is None else str(half)))
     return bundle_dir

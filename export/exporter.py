@@ -74,6 +74,9 @@ class ExportConfig:
     device: str = "cpu"
     name: str | None = None
     force: bool = False  # keep an INT8 model below the PSNR threshold
+    # HD: the half size from this checkpoint (the same target trained at exactly half the size, with
+    # its own face stage) instead of the coarse network alone, which has none
+    half: str | None = None
     max_abs: float = 1e-3  # fp32 ONNX vs PyTorch, outputs in [-1, 1]
     min_psnr: float = 30.0  # INT8 vs fp32, dB
     min_bf16_psnr: float = 40.0  # OpenVINO bf16 vs fp32, dB (measured where the CPU has bf16)
@@ -348,11 +351,11 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
         from dancenow.training.checkpoint import half_checkpoint
 
         half_ckpt = out / ".half.checkpoint.pt"
-        save_checkpoint(half_ckpt, half_checkpoint(ckpt))
+        save_checkpoint(half_ckpt, half_checkpoint(ckpt) if cfg.half is None else _own_half(ckpt, cfg.half))
         try:
-            say("the half-size bundle (the coarse network alone)")
+            say("the half-size bundle (" + (f"from {cfg.half})" if cfg.half else "the coarse network alone)"))
             export(half_ckpt, out / HALF, replace(cfg, name=(cfg.name or ckpt.get("name") or "target") + " (half size)",
-                                                 calib=None))
+                                                 calib=None, half=None))
         finally:
             half_ckpt.unlink(missing_ok=True)
         half = HALF
@@ -368,6 +371,7 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
         training={"step": ckpt.get("step"), "face_step": ckpt.get("face_step"), "summary": ckpt.get("summary") or {}},
         artifacts=artifacts,
         export={"checkpoint_sha256": ckpt_sha, "checkpoint": str(ckpt_path.resolve()),
+                **({"half_sha256": sha256(cfg.half)} if half and cfg.half else {}),
                 "config": {**asdict(cfg), "formats": list(cfg.formats)},
                 "calibration": {"source": calib_source, "samples": len(calib.labels), "parity_samples": len(held.labels),
                                 "face_samples": len(calib.face_labels)},
@@ -384,6 +388,18 @@ def export(checkpoint_or_run_dir: str | os.PathLike, out: str | os.PathLike, cfg
 
 
 HALF = "half"  # an HD bundle's half-size bundle, inside it
+
+
+def _own_half(ckpt: dict, path: str) -> dict:
+    """The checkpoint at `path` as an HD bundle's half size: refused unless it is one size, exactly
+    half of `ckpt`'s, so the live switch between the two sizes keeps the same framing."""
+    half = load_checkpoint(path)
+    want = [int(v) // 2 for v in ckpt["resolution"]]
+    if GeneratorConfig.from_dict(half["generator_config"]).enhance or [int(v) for v in half["resolution"]] != want:
+        raise DanceNowError(f"--half {path} generates {half['resolution']} ({half.get('profile')}), not the "
+                            f"{want[0]}x{want[1]} half of this {ckpt['resolution'][0]}x{ckpt['resolution'][1]} "
+                            "target: train the same clip at half the size (e.g. prepare --size 256x160) without --profile cpu-hd")
+    return {k: v for k, v in half.items() if k not in ("train_state", "format")}
 
 
 def _nncf_version() -> str:

@@ -37,12 +37,13 @@ def test_a_checkpoint_with_code_in_it_is_refused(tmp_path: Path) -> None:
 
 
 def test_our_checkpoints_load_weights_only(tmp_path: Path) -> None:
-    """The committed demo checkpoint and what the trainer writes hold only safe types."""
+    """The committed demo checkpoints and what the trainer writes hold only safe types."""
     from dancenow.demo import assets
 
-    demo = load_checkpoint(assets.DEMO_CHECKPOINT)
-    assert demo["generator"] and demo["format"] == FORMAT
-    assert torch.serialization.get_unsafe_globals_in_checkpoint(assets.DEMO_CHECKPOINT) == []
+    for checkpoint, _ in assets.BUILT_IN.values():
+        demo = load_checkpoint(checkpoint)
+        assert demo["generator"] and demo["format"] == FORMAT
+        assert torch.serialization.get_unsafe_globals_in_checkpoint(checkpoint) == []
     state = {"step": 3, "generator": {"w": torch.ones(2)}, "summary": {"losses": [1.0, 2.5], "note": "é"},
              "train_state": {"rng": {"0": {"torch": torch.get_rng_state(), "numpy": {"state": {"state": 2**100}}}},
                              "betas": (0.5, 0.999)}}

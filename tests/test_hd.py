@@ -225,3 +225,38 @@ def test_the_synthetic_target_takes_the_long_side(tmp_path: Path) -> None:
     cfg = PrepareConfig(frames=12, fps=3.0, holdout=0.25, plate=False, long_side=512, multiple=16)
     data = prepare(None, tmp_path / "synth512", cfg, synthetic=True)
     assert load_prepared(data).size == (512, 384)
+
+
+def test_resuming_after_the_profile_changed_says_so(hd_run: Path, synth: Path, tmp_path: Path) -> None:
+    """A run begun before the enhancer's discriminator changed width failed with torch's size-mismatch
+    traceback when resumed: now one line naming the part and the fix, and the checkpoint untouched."""
+    import shutil
+
+    from dancenow.training.discriminator import DiscriminatorConfig
+
+    run = shutil.copytree(hd_run, tmp_path / "run")
+    before = (run / "checkpoint.pt").read_bytes()
+    other = replace(HD, enhance_discriminator=DiscriminatorConfig(in_channels=12, ndf=8, n_layers=3, num_scales=3))
+    with pytest.raises(DanceNowError, match="D2 differs .*use a new --out folder"):
+        train(synth, run, profile=other, steps=8, enhance_steps=8, face_steps=4, progress=False)
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+
+def test_the_half_size_can_be_the_same_target_trained_at_half_size(hd_run: Path, tmp_path: Path) -> None:
+    """export --half: the HD bundle's half size from a target trained at half the size, with its own
+    face stage (the coarse network alone has none: the HD demo's half size was a faceless blur);
+    refused at any other size; the demo cache rebuilds when that checkpoint changes."""
+    from dancenow.export.bundle_cache import stale_reason
+    from dancenow.training.checkpoint import find_checkpoint
+
+    half = (SIZE[0] // 2, SIZE[1] // 2)
+    low = prepare(None, tmp_path / "low", PrepareConfig(size=half, frames=40, fps=3.0), synthetic=True)
+    low_ck = find_checkpoint(train(low, tmp_path / "low_run", steps=3, face_steps=2, progress=False))
+    out = tmp_path / "bundle"
+    export(hd_run, out, ExportConfig(formats=("onnx",), half=str(low_ck)))
+    small = read_manifest(out / read_manifest(out, verify=True).half, verify=True)
+    assert tuple(small.resolution) == half and small.face is not None
+    assert stale_reason(find_checkpoint(hd_run), out, formats=("onnx",), half=low_ck) is None
+    assert "changed" in stale_reason(find_checkpoint(hd_run), out, formats=("onnx",), half=find_checkpoint(hd_run))
+    with pytest.raises(DanceNowError, match="not the .* half"):
+        export(hd_run, tmp_path / "bad", ExportConfig(formats=("onnx",), half=str(find_checkpoint(hd_run))))

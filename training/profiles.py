@@ -39,6 +39,7 @@ class Profile:
     face_steps: int = 600
     enhance_steps: int = 0  # HD: the enhancer stage (the coarse network frozen for its first `fix_global`)
     fix_global: float = 0.6
+    coarse_share: float = 0.4  # HD with --minutes: the coarse stage's share of the time before the face stage
     enhance_discriminator: DiscriminatorConfig = field(
         default_factory=lambda: DiscriminatorConfig(in_channels=12, ndf=32, n_layers=3, num_scales=3))
     batch: int = 1  # per process
@@ -96,6 +97,12 @@ def cpu_hd() -> Profile:
     return replace(base, name="cpu-hd", size=(512, 384),
                    generator=replace(base.generator, enhance=True, ngf_enhance=16, n_blocks_enhance=2),
                    face=replace(base.face, chroma_sigma=1.0),
+                   # The enhancer stage's 3-scale full-size discriminator cost more than the generator
+                   # (one step at 512x288, one thread: its part 820 ms of the generator's update and 726
+                   # ms its own at ndf 32; 359 + 274 ms at ndf 16), so at ndf 16 the same minutes buy
+                   # more enhancer steps.
+                   enhance_discriminator=DiscriminatorConfig(in_channels=12, ndf=16, n_layers=3, num_scales=3),
+                   lambda_mouth=50.0,
                    steps=3000, enhance_steps=3000, face_steps=600)
 
 

@@ -151,7 +151,12 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         ts = ck.get("train_state") or {}
         for key, obj in objects.items():  # the face stage's optimizers only once it has trained
             if key in ts and obj is not None and (key not in ("FD", "opt_F", "opt_FD") or ck.get("face")):
-                obj.load_state_dict(ts[key])
+                try:
+                    obj.load_state_dict(ts[key])
+                except (RuntimeError, ValueError) as e:  # shapes changed: a profile changed since this run began
+                    raise DanceNowError(f"{ckpt_path} cannot be resumed with today's {prof.name} profile: its {key} "
+                                        f"differs ({str(e).splitlines()[-1].strip()[:160]}): use a new --out folder "
+                                        "(the run's checkpoint is left as it is)") from None
         if F_net is not None and ck.get("face"):
             F_net.load_state_dict(ck["face"])
         rngs = ts.get("rng", {}).get(str(rank))
@@ -164,7 +169,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         summary.setdefault("resumed_at", []).append([steps["generator"], steps["face"]])
 
     face_share = 0.15 if face else 0.0
-    shares = [("generator", 0.4), ("enhancer", 0.6)] if hd else [("generator", 1.0)]
+    shares = [("generator", prof.coarse_share), ("enhancer", 1 - prof.coarse_share)] if hd else [("generator", 1.0)]
     budget = Budget(minutes, summary, [(n, f * (1 - face_share)) for n, f in shares] + [("face", face_share)]) \
         if minutes else None
     totals = {"generator": steps_gen, "enhancer": enhance_steps, "face": face_steps}
