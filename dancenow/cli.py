@@ -41,13 +41,16 @@ def _print_result(result: dict, as_json: bool, formatter) -> None:
 
 
 def _default_bundle(target: str | None) -> Path:
-    """The bundle the user gave (a folder, or the name of a target `make-target` made), or a
-    built-in demo target (`demo`, the default, or `demo-hd`: built from its committed checkpoint)."""
+    """The bundle the user gave (a folder, or the name of a target `make-target` made, which wins
+    over a built-in of the same name), or a built-in demo target (`demo`, the default, or
+    `demo-hd`: built from its committed checkpoint)."""
     from dancenow.demo import assets
     from dancenow.targets import named_target
 
+    if target and not Path(target).exists() and (named := named_target(target)):
+        return named
     if target and (Path(target).exists() or target not in assets.BUILT_IN):
-        return (None if Path(target).exists() else named_target(target)) or Path(target)
+        return Path(target)  # a folder; anything else is refused where it is opened
     from dancenow.export.bundle_cache import ensure_bundle
 
     checkpoint, half = assets.BUILT_IN[target or "demo"]

@@ -70,3 +70,6 @@ def test_serve_finds_a_named_target(tmp_path, monkeypatch):
     assert _default_bundle("alice") == tmp_path / "alice"
     assert _default_bundle("bob") == Path("bob")  # not a target: taken as a path (and refused there)
     assert _default_bundle(os.fspath(tmp_path / "alice")) == tmp_path / "alice"
+    (tmp_path / "demo-hd").mkdir()  # a user's target named like a built-in one is theirs
+    (tmp_path / "demo-hd" / "manifest.json").write_text("{}")
+    assert _default_bundle("demo-hd") == tmp_path / "demo-hd"
