@@ -8,7 +8,6 @@ directly. Nothing imports this module.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
@@ -16,13 +15,6 @@ from pathlib import Path
 
 from dancenow.engines.sizes import add_size_argument
 from dancenow.errors import DanceNowError
-from dancenow.realtime.bench.widths import parse_widths
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
-    return int(text)
 
 
 def _size(s: str) -> tuple[int, int] | int:
@@ -34,10 +26,6 @@ def _size(s: str) -> tuple[int, int] | int:
         raise argparse.ArgumentTypeError(f"size must look like 256x192 (height x width) or 512 (the long side), "
                                          f"got {s!r}") from None
     return h, w
-
-
-def _print_result(result: dict, as_json: bool, formatter) -> None:
-    print(json.dumps(result, indent=2) if as_json else formatter(result))
 
 
 def _default_bundle(target: str | None) -> Path:
@@ -66,34 +54,9 @@ def cmd_pose(a: argparse.Namespace) -> None:
 
 
 def cmd_bench(a: argparse.Namespace) -> None:
-    if a.what == "pose":
-        from dancenow.realtime.bench import pose as b
+    from dancenow.realtime.bench import command
 
-        _print_result(b.run(a.clip, frames=a.frames), a.json, b.format_table)
-    elif a.what == "engines":
-        from dancenow.realtime.bench import engines as b
-
-        _print_result(b.run(_default_bundle(a.target), iterations=a.frames, passes=a.rounds or b.PASSES,
-                            size="full" if a.size == "auto" else a.size), a.json,
-                      b.format_table)
-    elif a.what == "live":
-        from dancenow.realtime.bench import live as b
-
-        _print_result(b.run(a.clip, _default_bundle(a.target), seconds=a.seconds, size=a.size), a.json, b.format_table)
-    elif a.what == "web":
-        from dancenow.realtime.bench import web as b
-
-        _print_result(b.run(_default_bundle(a.target), seconds=a.seconds, clip=a.clip, size=a.size), a.json,
-                      b.format_table)
-    elif a.what == "budgets":
-        from dancenow.realtime.bench import budgets as b
-
-        _print_result(b.run(a.widths, rounds=a.rounds or b.ROUNDS), a.json, b.format_table)
-    elif a.what == "soak":
-        from dancenow.realtime.bench import soak as b
-
-        _print_result(b.run(_default_bundle(a.target), minutes=a.minutes, clip=a.clip, trace=a.trace), a.json,
-                      b.format_table)
+    command.run(a, _default_bundle)
 
 
 def cmd_prepare(a: argparse.Namespace) -> None:
@@ -247,20 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_pose)
 
     s = sub.add_parser("bench", help="benchmarks: pose, engines, live, web, soak")
-    s.add_argument("what", choices=["pose", "engines", "live", "web", "soak", "budgets"])
-    s.add_argument("clip", nargs="?", default=None, help="a video clip (default: one from ../shared/data)")
-    s.add_argument("--target", default=None, help="target bundle (default: the built-in demo target)")
-    add_size_argument(s)
-    s.add_argument("--frames", type=int, default=None, help="frames or iterations to time")
-    s.add_argument("--seconds", type=float, default=60.0, help="how long to stream (live, web)")
-    s.add_argument("--minutes", type=float, default=30.0, help="how long to soak (soak: one performer, two viewers)")
-    s.add_argument("--trace", action="store_true", help="soak: trace the Python heap (a diagnostic run, slower)")
-    s.add_argument("--widths", type=parse_widths, default=(),
-                   help="budgets: also time generator v2 at these ngf, or ngf x residual blocks (e.g. 8,16,12x9)")
-    s.add_argument("--rounds", type=_positive, default=None,
-                   help="budgets: interleaved rounds, the median reported (default 3); engines: alternating "
-                        "passes the frames are split over (default 2)")
-    s.add_argument("--json", action="store_true", help="print the figures as JSON")
+    from dancenow.realtime.bench.command import add_arguments
+
+    add_arguments(s)
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("prepare", help="turn a target video into training data")

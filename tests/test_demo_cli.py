@@ -75,7 +75,9 @@ def test_run_with_no_camera_exits_with_one_line(tmp_path):
 
 
 def test_bench_widths_take_ngf_or_ngf_by_blocks(capsys):
-    assert cli.parse_widths("8, 16,12x9") == (8, 16, (12, 9))
+    from dancenow.realtime.bench.widths import parse_widths
+
+    assert parse_widths("8, 16,12x9") == (8, 16, (12, 9))
     assert cli._size("512") == 512 and cli._size("512x320") == (512, 320)  # prepare --size: the long side, or HxW
     for bad in ("12x", "0", "12x9x2", "a", ","):
         with pytest.raises(SystemExit):
