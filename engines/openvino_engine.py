@@ -123,11 +123,56 @@ def _image_out(y: ov.Output) -> ov.Output:
     return ops.transpose(_to_u8(y), np.array([0, 2, 3, 1], np.int64)).output(0)
 
 
+_UNSHUFFLE = [0, 1, 3, 5, 2, 4]  # F.pixel_unshuffle(x, 2) as ONNX writes it: a reshape, this transpose, a reshape
+
+
+def _unshuffled(param: ov.Node) -> ov.Node | None:
+    """The last node of `pixel_unshuffle(param, 2)` when that is all the model does with `param`
+    (an HD generator's inputs, export/phase_head.py: DeployHD), else None."""
+    nodes, out = [], param.output(0)
+    for kind in ("Reshape", "Transpose", "Reshape"):
+        users = list(out.get_target_inputs())
+        if len(users) != 1 or users[0].get_node().get_type_name() != kind:
+            return None
+        nodes.append(users[0].get_node())
+        out = nodes[-1].output(0)
+    perm = nodes[1].input_value(1).get_node()
+    _, c, h, w = param.get_output_shape(0)
+    if (perm.get_type_name() != "Constant" or list(perm.get_vector()) != _UNSHUFFLE
+            or list(nodes[0].get_output_shape(0)) != [1, c, h // 2, 2, w // 2, 2]):
+        return None
+    return nodes[2]
+
+
+def _fold_input(param: ov.Node, name: str) -> tuple[ov.Node, ov.Node]:
+    """A uint8 1 x H x W x C parameter folded 2x2 into float channels as `pixel_unshuffle` orders
+    them: one transpose of bytes does both the fold and the move to channels first (PPP's transpose
+    of floats, then the model's own fold: two passes over four times the bytes)."""
+    _, c, h, w = (int(d) for d in param.get_output_shape(0))
+    new = ops.parameter([1, h, w, c], ov.Type.u8, name=name)
+    new.output(0).set_names({name})
+    y = ops.reshape(new, np.array([1, h // 2, 2, w // 2, 2, c], np.int64), False)
+    y = ops.transpose(y, np.array([0, 5, 2, 4, 1, 3], np.int64))
+    y = ops.reshape(y, np.array([1, 4 * c, h // 2, w // 2], np.int64), False)
+    return new, ops.subtract(ops.divide(ops.convert(y, ov.Type.f32), np.float32(127.5)), np.float32(1.0))
+
+
 def image_io(model: ov.Model, inputs: tuple[str, str], output: str) -> ov.Model:
     """`model` taking and giving uint8 1 x H x W x 3 images: the same arithmetic as `to_tensor`
     (x / 127.5 - 1) and `to_image`, inside the graph."""
+    folded = {}
+    for name in inputs:
+        param = model.input(name).get_node()
+        if (end := _unshuffled(param)) is not None:
+            folded[name], y = _fold_input(param, name)
+            end.output(0).replace(y.output(0))
+    if folded:
+        params = [folded.get(p.output(0).get_any_name(), p) for p in model.get_parameters()]
+        model = ov.Model(model.get_results(), params, model.get_friendly_name())
     ppp = PrePostProcessor(model)
     for name in inputs:
+        if name in folded:
+            continue
         i = ppp.input(name)
         i.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
         i.model().set_layout(ov.Layout("NCHW"))

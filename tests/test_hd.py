@@ -260,3 +260,19 @@ def test_the_half_size_can_be_the_same_target_trained_at_half_size(hd_run: Path,
     assert "changed" in stale_reason(find_checkpoint(hd_run), out, formats=("onnx",), half=find_checkpoint(hd_run))
     with pytest.raises(DanceNowError, match="not the .* half"):
         export(hd_run, tmp_path / "bad", ExportConfig(formats=("onnx",), half=str(find_checkpoint(hd_run))))
+
+
+def test_openvino_folds_each_input_once_as_bytes(hd_bundle: Path) -> None:
+    """The deployed HD form folds each image 2x2 into channels (no full-size pooling for the coarse
+    net), and the OpenVINO engine does that fold on the uint8 image in one transpose; the frames
+    are checked against PyTorch in test_one_bundle_two_sizes_chosen_by_measurement."""
+    from dancenow.engines.openvino_engine import image_io, read
+
+    model = read(hd_bundle / "generator.onnx")
+    assert "AvgPool" not in {op.get_type_name() for op in model.get_ops()}
+    io = image_io(model, ("pose", "previous"), "frame")
+    for name in ("pose", "previous"):
+        param = io.input(name).get_node()
+        assert (param.get_element_type().get_type_name(), list(param.get_output_shape(0))) == ("u8", [1, *SIZE, 3])
+        users = [u.get_node().get_type_name() for u in param.output(0).get_target_inputs()]
+        assert users == ["Reshape"]  # the fold itself, not a conversion of the whole image to floats first
