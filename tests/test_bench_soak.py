@@ -29,6 +29,9 @@ def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path, capsys: py
         assert row["fps"] > 0 and row["fps_min"] > 0 and row["frames_out"] > 0, row
         assert row["samples"] > 0 and 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"], row
         assert row["dropped"] >= 0 and row["missed"] >= 0 and row["rss_mb"] > 0
+        # each drop put down to a cause (stalls.py), the probes' stalls counted
+        assert set(row["drops_why"]) == {"host", "process", "burst", "unexplained"}
+        assert sum(row["drops_why"].values()) <= row["dropped"] + 1 and set(row["stalls"]) == {"process", "host"}
     assert r["drift_ms"] is not None and r["rss_slope_mb_per_min"] is not None
     # viewers come and go: one joins after the first row, the oldest leaves after the second
     assert [row["viewers"] for row in r["rows"][:2]] == [2, 3]

@@ -67,3 +67,10 @@ def structure_sizes(server) -> dict[str, int]:
         "publishers": len(getattr(server, "publishers", []) or []),
     }
     return sizes
+
+
+def drop_times(server) -> list[tuple[float, float]]:
+    """The pipeline's recent drops (time, seconds since the put each replaced), both of its slots."""
+    pipeline = getattr(getattr(server, "show", None), "pipeline", None)
+    slots = (getattr(getattr(pipeline, "source", None), "frames", None), getattr(pipeline, "_poses", None))
+    return sorted(t for slot in slots if slot is not None for t in list(getattr(slot, "drop_times", ())))

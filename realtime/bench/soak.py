@@ -36,8 +36,15 @@ import numpy as np
 from dancenow.errors import DanceNowError
 from dancenow.host import describe_cpu
 from dancenow.realtime.bench.common import DEFAULT_CLIP, cpu_seconds, edge_drift, host, rss_mb
-from dancenow.realtime.bench.process import host_state, process_figures, structure_sizes, thread_cpu
+from dancenow.realtime.bench.process import (
+    drop_times,
+    host_state,
+    process_figures,
+    structure_sizes,
+    thread_cpu,
+)
 from dancenow.realtime.bench.rtc_client import Performer, Viewer
+from dancenow.realtime.bench.stalls import StallProbes, explain
 from dancenow.realtime.serve.server import ServeConfig
 from dancenow.realtime.serve.thread import ServerThread
 
@@ -71,7 +78,11 @@ def run(bundle: Path | str, minutes: float = 30.0, clip: Path | str | None = Non
             engine = st.call(lambda s: (str(s.show.target.bundle), s.show.target.engine.name,
                                         s.show.target.engine.precision, s.show.target.engine.describe()))
             probe = (engine[0], str(clip), engine[1], engine[2]) if control else None
-            rows, rss = asyncio.run(_soak(st, clip, minutes * 60.0, interval, viewers, churn, probe, trace))
+            probes = StallProbes(Path(tmp) / "stalls.log")
+            try:
+                rows, rss = asyncio.run(_soak(st, clip, minutes * 60.0, interval, viewers, churn, probe, trace, probes))
+            finally:
+                probes.close()
     drifts = window_drifts(rows)
     drift = drifts["latency_ms"]
     steady = [(t, m) for t, m in rss if t >= settle] if minutes >= 2 * settle else rss
@@ -146,7 +157,7 @@ class _Minute:
 
 
 async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n: int, churn: bool,
-                probe: tuple | None, trace: bool) -> tuple[list, list]:
+                probe: tuple | None, trace: bool, probes: StallProbes) -> tuple[list, list]:
     loop = asyncio.get_running_loop()
 
     def pipeline() -> tuple[int, int, float, dict[str, float], dict[str, int]]:
@@ -176,6 +187,7 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
             frames, missed = {id(v): v.frames for v in viewers}, sum(v.missed for v in viewers)
             out0, dropped0, _, _, _ = await loop.run_in_executor(None, pipeline)
             control = asyncio.create_task(_control(probe))
+            probes.take()
             for v in viewers:
                 v.take_latencies()
             while (now := time.monotonic()) - t0 < seconds:
@@ -190,6 +202,8 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                 whole = [v for v in viewers if id(v) in frames]
                 fps = [(v.frames - frames[id(v)]) / (now - start) for v in whole]
                 lost = sum(v.missed for v in viewers)
+                stalls = probes.take()
+                drops = [d for d in st.call(drop_times) if start <= d[0] < now]
                 row = {
                     "minute": round((now - t0) / 60.0, 2), "seconds": round(now - start, 1),
                     "fps": round(float(np.mean(fps)), 2) if fps else 0.0, "fps_min": round(min(fps), 2) if fps else 0.0,
@@ -199,6 +213,9 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                     "pipeline_p50_ms": round(pipeline_p50, 1) if pipeline_p50 else None, "stage_p50_ms": stages,
                     "samples": len(lat), "frames_out": out - out0, "dropped": dropped - dropped0,
                     "missed": max(0, lost - missed), "rss_mb": round(rss[-1][1], 1), **minute.figures(),
+                    "drops_why": explain(drops, stalls, 1.0 / max(server_fps, 1.0)),
+                    "stalls": {k: {"count": len(v), "max_ms": round(1e3 * max((g for _, g in v), default=0.0), 1)}
+                               for k, v in stalls.items()},
                     "process": process_figures(), "sizes": sizes,
                     "control": await control if control.done() else {"error": "still running at the row's end"}}
                 if trace:
@@ -238,7 +255,7 @@ def _heap(previous: tracemalloc.Snapshot) -> tuple[tracemalloc.Snapshot, dict]:
                                  for s in growth]}
 
 
-HEADER = (f"{'minute':>6} {'view':>4} {'fps':>5} {'p50':>5} {'p99':>5} {'pipe':>5} {'drop':>4} {'miss':>4} "
+HEADER = (f"{'minute':>6} {'view':>4} {'fps':>5} {'p50':>5} {'p99':>5} {'pipe':>5} {'drop':>4} {'why':>7} {'miss':>4} "
           f"{'rss':>6} {'cores':>5} {'pose':>5} {'gen':>5} {'steal':>5} {'MHz':>5} {'thr':>4} {'fds':>4} "
           f"{'objects':>8}  {'control track/gen':>17}  stages p50 ms")
 
@@ -252,8 +269,9 @@ def format_row(row: dict) -> str:
     ctl = (f"{c['track_ms']['p50']:>7.1f}/{c['generate_ms']['p50']:<6.1f}" if "track_ms" in c else
            f"{(c.get('error') or '-')[:17]:>17}")
     p, th = row.get("process") or {}, row.get("thread_cores") or {}
+    why = " ".join(f"{k[0]}{n}" for k, n in (row.get("drops_why") or {}).items() if n) or "-"
     return (f"{row['minute']:>6.2f} {row.get('viewers', 0):>4} {row['fps']:>5.1f} {lat['p50']:>5.0f} {lat['p99']:>5.0f} "
-            f"{pipe:>5.0f} {row['dropped']:>4} {row['missed']:>4} {row['rss_mb']:>6.0f} {row.get('cpu_cores', nan):>5.2f} "
+            f"{pipe:>5.0f} {row['dropped']:>4} {why:>7} {row['missed']:>4} {row['rss_mb']:>6.0f} {row.get('cpu_cores', nan):>5.2f} "
             f"{th.get('pose', nan):>5.2f} {th.get('generate', nan):>5.2f} {row.get('steal_pct', nan):>5.1f} "
             f"{row.get('mhz', nan):>5.0f} {p.get('threads', 0):>4} {p.get('open_files', 0):>4} "
             f"{p.get('gc_objects', 0):>8}  {ctl:>17}  "
@@ -287,7 +305,8 @@ def format_table(r: dict) -> str:
                  f"slope <= {t['rss_slope_max_mb_per_min']:g} MB/min, no drops: {'met' if t['met'] else 'NOT met'}")
     lines.append("(minute = end of the row; view = viewers connected; fps = frames each viewer present all minute "
                  "decoded per second; p50/p99 = performer frame at the server -> generated frame decoded by a viewer; "
-                 "pipe = the pipeline's capture -> output p50; cores = this process's CPU time per wall second, pose "
+                 "pipe = the pipeline's capture -> output p50; why = the drops' causes (stalls.py: h host stall, p this "
+                 "process's stall, b a burst, u unexplained); cores = this process's CPU time per wall second, pose "
                  "and gen its two pipeline threads'; steal = the host's steal time; objects = Python objects the "
                  "collector tracks; control = a fresh process timing the same tracker and engine, ms p50)")
     return "\n".join(lines)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections import deque
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -23,6 +25,9 @@ class LatestSlot(Generic[T]):
         self._read = True
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []  # `aget`s asleep
         self.dropped = 0  # items replaced before anyone read them
+        # each drop's time (time.monotonic) and the seconds since the put it replaced: diagnosis
+        self.drop_times: deque[tuple[float, float]] = deque(maxlen=64)
+        self._put_at = 0.0
 
     @property
     def seq(self) -> int:
@@ -30,8 +35,11 @@ class LatestSlot(Generic[T]):
 
     def put(self, item: T) -> int:
         with self._cond:
+            now = time.monotonic()
             if self._item is not None and not self._read:
                 self.dropped += 1
+                self.drop_times.append((now, now - self._put_at))
+            self._put_at = now
             self._item = item
             self._seq += 1
             self._read = False
