@@ -155,3 +155,33 @@ def test_a_face_mesh_that_cannot_compile_here_leaves_the_body_tracked(monkeypatc
         assert pose.detected and not tracker.face_mesh
         assert float(pose.confidence[sk.FACE].max()) == 0.0
     assert "face mesh unavailable here" in caplog.text
+
+
+def test_a_lost_mesh_is_carried_with_the_head_for_half_a_second() -> None:
+    """A frame or two where the mesh network loses the face keeps the last mesh, moved as the
+    body's face points moved (here: turned 5 degrees, 1.2x larger, shifted), instead of dots."""
+    from dancenow.realtime.pose.face_mesh import CARRY_S, MeshCarry
+
+    rng = np.random.default_rng(0)
+    points = np.zeros((sk.NUM_POINTS, 2), np.float32)
+    conf = np.zeros(sk.NUM_POINTS, np.float32)
+    points[:11] = rng.uniform(100, 140, (11, 2))
+    points[sk.FACE] = rng.uniform(95, 145, (sk.FACE.stop - sk.FACE.start, 2))
+    conf[:11], conf[sk.FACE] = 0.9, 0.8
+    a = math.radians(5)
+    move = np.array([[1.2 * math.cos(a), -1.2 * math.sin(a), 10.0], [1.2 * math.sin(a), 1.2 * math.cos(a), 5.0]])
+
+    def moved(p: np.ndarray) -> np.ndarray:
+        return p @ move[:, :2].T + move[:, 2]
+
+    carry = MeshCarry()
+    assert carry.carry(0.0, points, conf) is None  # nothing found yet
+    carry.found(1.0, points, conf)
+    now = points.copy()
+    now[:11] = moved(points[:11])
+    mesh, mesh_conf = carry.carry(1.2, now, conf)
+    assert np.abs(mesh - moved(points[sk.FACE])).max() < 0.5 and np.all(mesh_conf == 0.8)
+    assert carry.carry(1.0 + CARRY_S + 0.1, now, conf) is None  # lost for too long: dots again
+    unseen = conf.copy()
+    unseen[:11] = 0.1
+    assert carry.carry(1.2, now, unseen) is None  # the body no longer sees the face (turned away)

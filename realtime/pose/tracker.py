@@ -115,6 +115,7 @@ class PoseTracker:
                 log.warning("%s; tracking with MediaPipe alone", e)
         self.face_mesh = self.config.face_mesh  # may be switched per frame (a new target)
         self._face = None  # face_mesh.FaceMesh, made when first needed
+        self._carry = None  # face_mesh.MeshCarry: the last mesh, over a frame or two without one
         self._mp = self._make(static=False)
         self._still = None  # single-image instance for the guard's crop pass, made when needed
         self._last: Pose | None = None  # the last accepted detection
@@ -201,7 +202,7 @@ class PoseTracker:
 
     def _add_face(self, frame: np.ndarray, pose: Pose) -> None:
         if self._face is None:
-            from dancenow.realtime.pose.face_mesh import FaceMesh
+            from dancenow.realtime.pose.face_mesh import FaceMesh, MeshCarry
 
             try:
                 self._face = FaceMesh(self.config.threads, self.config.landmark_precision)
@@ -212,9 +213,14 @@ class PoseTracker:
                     log.warning("face mesh unavailable here (%s): tracking the body without it", first)
                     self.face_mesh = False
                     return
+            self._carry = MeshCarry()
         found = self._face.find(frame, pose.points, pose.confidence)
         if found is not None:
             pose.points[sk.FACE], pose.confidence[sk.FACE] = found
+            self._carry.found(pose.timestamp, pose.points, pose.confidence)
+        elif (carried := self._carry.carry(pose.timestamp, pose.points, pose.confidence)) is not None:
+            pose.points[sk.FACE], pose.confidence[sk.FACE] = carried
+            pose.extras["face_carried"] = True
 
     def _landmarks(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """`_infer`'s result for `frame`: from the landmarker while it holds the person, else from
