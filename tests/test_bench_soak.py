@@ -32,6 +32,8 @@ def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path, capsys: py
         # each drop put down to a cause (stalls.py), the probes' stalls counted
         assert set(row["drops_why"]) == {"host", "process", "burst", "unexplained"}
         assert sum(row["drops_why"].values()) <= row["dropped"] + 1 and set(row["stalls"]) == {"process", "host"}
+        assert len(row["drops"]) == sum(row["drops_why"].values())
+        assert all(d["slot"] in ("source", "poses") and 0 <= d["at_s"] <= row["seconds"] + 1 for d in row["drops"])
     assert r["drift_ms"] is not None and r["rss_slope_mb_per_min"] is not None
     # viewers come and go: one joins after the first row, the oldest leaves after the second
     assert [row["viewers"] for row in r["rows"][:2]] == [2, 3]
@@ -81,3 +83,13 @@ def test_bench_web_drift_is_the_same_window_measure() -> None:
     assert _summarise(spikes)["drift_ms"] == 0.0
     rising = [{"t": i, "ms": 50.0 + i / 2} for i in range(100)]
     assert _summarise(rising)["drift_ms"] == 40.0
+
+
+def test_the_verdict_is_a_creep_not_a_speed_up() -> None:
+    """A run whose end is faster than its start (the host sped up) has not crept; a rise past the
+    bar, an RSS slope past its bar or a drop after the first minute fails it."""
+    assert soak.verdict(-18.5, 0.1, [0, 0])
+    assert not soak.verdict(soak.TARGET_DRIFT_MS + 0.5, 0.1, [0])
+    assert not soak.verdict(1.0, soak.TARGET_RSS_SLOPE + 0.1, [0])
+    assert not soak.verdict(1.0, 0.1, [0, 1, 0])
+    assert not soak.verdict(None, 0.1, [])

@@ -69,8 +69,10 @@ def structure_sizes(server) -> dict[str, int]:
     return sizes
 
 
-def drop_times(server) -> list[tuple[float, float]]:
-    """The pipeline's recent drops (time, seconds since the put each replaced), both of its slots."""
+def drop_times(server) -> list[tuple[float, float, str]]:
+    """The pipeline's recent drops (time, seconds since the put each replaced, which slot: the
+    source's frames before tracking or the poses before the generator)."""
     pipeline = getattr(getattr(server, "show", None), "pipeline", None)
-    slots = (getattr(getattr(pipeline, "source", None), "frames", None), getattr(pipeline, "_poses", None))
-    return sorted(t for slot in slots if slot is not None for t in list(getattr(slot, "drop_times", ())))
+    slots = {"source": getattr(getattr(pipeline, "source", None), "frames", None), "poses": getattr(pipeline, "_poses", None)}
+    return sorted((t, since, name) for name, slot in slots.items() if slot is not None
+                  for t, since in list(getattr(slot, "drop_times", ())))

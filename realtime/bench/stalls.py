@@ -69,15 +69,14 @@ class StallProbes:
         self._thread.join(timeout=1.0)
 
 
-def explain(drops: list[tuple[float, float]], stalls: dict[str, list[tuple[float, float]]],
-            frame_s: float) -> dict[str, int]:
-    """How many `drops` ((time, seconds since the put they replaced)) fell in or just after a host
-    stall, in or after a stall of this process only, came in a burst, or none of these."""
+def explain(drops: list[tuple], stalls: dict[str, list[tuple[float, float]]], frame_s: float) -> dict[str, int]:
+    """How many `drops` ((time, seconds since the put they replaced, ...)) fell in or just after a
+    host stall, in or after a stall of this process only, came in a burst, or none of these."""
     def within(t: float, kind: str) -> bool:
         return any(end - late - 0.01 <= t <= end + AFTER_S for end, late in stalls.get(kind, ()))
 
     out = {"host": 0, "process": 0, "burst": 0, "unexplained": 0}
-    for t, since in drops:
+    for t, since, *_ in drops:
         kind = ("host" if within(t, "host") else "process" if within(t, "process")
                 else "burst" if since < 0.5 * frame_s else "unexplained")
         out[kind] += 1
