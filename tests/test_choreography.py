@@ -23,6 +23,12 @@ def test_dance_covers_the_moves() -> None:
     wrist_y = np.array([p.points[[sk.INDEX["left_wrist"], sk.INDEX["right_wrist"]], 1] for p in poses])
     nose_y = np.array([p.points[sk.NOSE, 1] for p in poses])
     assert ((wrist_y < nose_y[:, None]).all(1)).any(), "both arms up somewhere"
+    # a desk performer's gesture: both forearms raised (wrists above elbows), hands in front of the chest
+    i = sk.INDEX
+    raised = [all(p.points[i[f"{s}_wrist"], 1] < p.points[i[f"{s}_elbow"], 1]
+                  and p.points[i["right_shoulder"], 0] < p.points[i[f"{s}_wrist"], 0] < p.points[i["left_shoulder"], 0]
+                  for s in ("left", "right")) for p in poses]
+    assert sum(raised) >= 10, "forearms up in front of the chest for a second or more"
     ankle_y = np.array([p.points[sk.LEFT_ANKLE, 1] for p in poses])
     assert ankle_y.max() - ankle_y.min() > 10, "depth changes move the feet"
     shoulders = np.array([abs(p.points[sk.LEFT_SHOULDER, 0] - p.points[sk.RIGHT_SHOULDER, 0]) for p in poses])
@@ -54,3 +60,25 @@ def test_figure_is_drawn_where_the_pose_is() -> None:
     other = draw_figure(pose, (256, 192), PERFORMER_STYLE)
     assert np.abs(other.astype(int) - img.astype(int)).mean() > 20
     assert TARGET_STYLE != PERFORMER_STYLE
+
+
+def test_a_forearm_across_the_chest_is_drawn_in_front_of_it() -> None:
+    """The desk gesture's forearms over the shirt show as skin (the generator learns what the
+    figure shows: drawn behind the torso, the demo target painted such arms as part of the shirt)."""
+    i = sk.INDEX
+    for t in np.arange(16.5, 19.5, 0.05):
+        pose = pose_at(t, (256, 192))
+        p = pose.points
+        inside = [p[i["right_shoulder"], 0] + 6 < p[i[f"{s}_wrist"], 0] < p[i["left_shoulder"], 0] - 6
+                  and p[i[f"{s}_wrist"], 1] < p[i[f"{s}_elbow"], 1] for s in ("left", "right")]
+        if all(inside):
+            break
+    else:
+        raise AssertionError("no frame with both forearms across the chest")
+    img = draw_figure(pose, (256, 192)).astype(float)
+    for s in ("left", "right"):
+        mid = (0.3 * p[i[f"{s}_elbow"]] + 0.7 * p[i[f"{s}_wrist"]]).astype(int)
+        colour = img[mid[1], mid[0]]
+        skin, shirt = (np.linalg.norm(colour / colour.sum() - np.array(c) / sum(c))
+                       for c in (TARGET_STYLE.skin, TARGET_STYLE.shirt))
+        assert skin < shirt, (s, t, colour)

@@ -16,7 +16,7 @@ from dancenow.realtime.live.presence import HOLD, LIVE, REST, RETURN, Presence, 
 from dancenow.realtime.live.slot import LatestSlot
 from dancenow.realtime.live.sources import DemoSource
 from dancenow.realtime.live.telemetry import Telemetry, stage_durations
-from dancenow.realtime.pose.choreography import pose_at
+from dancenow.realtime.pose.choreography import PERIOD, pose_at
 from dancenow.realtime.pose.pose import Pose
 
 
@@ -100,7 +100,8 @@ def test_demo_source_is_deterministic_and_cached():
     img_a, pose_a = a.frame_at(45)
     img_b, pose_b = b.frame_at(45)
     assert np.array_equal(img_a, img_b) and np.array_equal(pose_a.points, pose_b.points)
-    assert a.frame_at(45 + 600)[0] is img_a  # the next loop reuses the drawn frame
+    loop = int(round(PERIOD * a.fps))
+    assert a.frame_at(45 + loop)[0] is img_a  # the next loop reuses the drawn frame
 
 
 def test_aget_cancelled_as_a_frame_arrives_stays_cancelled() -> None:

@@ -2,9 +2,11 @@
 
 The dance is procedural (joint angles are smooth periodic functions of time), so any instant has
 an exact pose and the loop is seamless. Over one `PERIOD` it passes through arm waves, both arms
-up, squats, side steps, torso turns and a walk towards and away from the camera (the ankles' y
-changes with depth), with gentle always-on harmonics so the last part of the loop mixes moves
-seen earlier in new combinations (useful as a held-out tail).
+up, squats, side steps, torso turns, a desk performer's gestures (forearms raised in front of the
+chest, hands by the shoulders: what a performer at a laptop does, issue 25; a target that never
+saw them draws such arms hanging or melted into the torso) and a walk towards and away from the
+camera (the ankles' y changes with depth), with gentle always-on harmonics so the last part of the
+loop mixes moves seen earlier in new combinations (useful as a held-out tail).
 
 Geometry: a front-facing 2.5D skeleton in "body units" (1 unit = top of head to ankle), posed by
 forward kinematics, turned about the vertical axis, then projected into the frame.
@@ -19,7 +21,7 @@ import numpy as np
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
 
-PERIOD = 20.0  # seconds of one loop of the dance
+PERIOD = 25.0  # seconds of one loop of the dance (20 beats of 1.25 s: seamless)
 
 # Body proportions in body units (top of head to ankle = about 1).
 _TORSO = 0.30  # mid-hip to neck
@@ -79,8 +81,9 @@ def _angles(t: float) -> dict[str, float]:
     squat = _bump(t, 8.5, 11.0)  # knee bends
     step = _bump(t, 11.5, 14.0)  # side steps
     turn = _bump(t, 14.0, 16.5)  # torso turns
-    depth = _bump(t, 16.0, 19.5)  # walk towards / away from the camera
-    beat = 2 * math.pi * t / 1.25  # a move every 1.25 s (16 beats a loop)
+    gesture = _bump(t, 16.5, 19.5)  # at a desk: forearms up in front of the chest, talking with the hands
+    depth = _bump(t, 20.5, 24.0)  # walk towards / away from the camera
+    beat = 2 * math.pi * t / 1.25  # a move every 1.25 s (20 beats a loop)
 
     # Arms: shoulder angle from down (outwards) and elbow bend; always-on harmonics keep them alive.
     l_sh = 0.35 + 0.25 * math.sin(3 * u) + wave * (1.0 + 0.9 * math.sin(beat)) + up * 2.4
@@ -94,6 +97,16 @@ def _angles(t: float) -> dict[str, float]:
     l_el *= 1 - 0.8 * up
     r_el *= 1 - 0.8 * up
 
+    # Gestures: the upper arms hang near the body, each forearm's angle from down goes past
+    # straight up (pi) and inwards, the two out of step.
+    def gestured(shoulder: float, elbow: float, phase: float) -> tuple[float, float]:
+        sh = 0.20 + 0.20 * math.sin(beat + phase)
+        fore = 3.45 + 0.4 * math.sin(2 * beat + 0.7 + phase)  # the forearm's angle from down
+        return (1 - gesture) * shoulder + gesture * sh, (1 - gesture) * elbow + gesture * (fore - sh)
+
+    l_sh, l_el = gestured(l_sh, l_el, 0.0)
+    r_sh, r_el = gestured(r_sh, r_el, 1.0)
+
     knee = squat * 0.85 * (0.5 - 0.5 * math.cos(beat)) + 0.08 * (0.5 - 0.5 * math.cos(6 * u))
     knee += step * 0.15 * (0.5 - 0.5 * math.cos(2 * beat))
     stance = 0.07 + 0.02 * math.sin(5 * u) + squat * 0.05 + step * 0.08 * (0.5 - 0.5 * math.cos(beat))
@@ -101,7 +114,7 @@ def _angles(t: float) -> dict[str, float]:
     yaw = 0.15 * math.sin(3 * u + 0.5) + turn * 0.75 * math.sin(beat / 2)
     lean = 0.06 * math.sin(5 * u) + step * 0.08 * math.sin(beat / 2)
     head_roll = 0.10 * math.sin(4 * u) + wave * 0.12 * math.sin(beat)
-    z = 0.55 * math.sin(u) * (1 - depth) + depth * 0.9 * math.sin(2 * math.pi * (t - 16.0) / 3.5)
+    z = 0.55 * math.sin(u) * (1 - depth) + depth * 0.9 * math.sin(2 * math.pi * (t - 20.5) / 3.5)
     return dict(l_sh=l_sh, r_sh=r_sh, l_el=l_el, r_el=r_el, knee=knee, stance=stance, x=x, yaw=yaw,
                 lean=lean, head_roll=head_roll, z=z)
 
