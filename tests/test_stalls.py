@@ -35,3 +35,14 @@ def test_each_drop_is_put_down_to_one_cause() -> None:
              (40.0, 0.06)]   # nothing seen
     assert explain(drops, stalls, frame_s=1 / 16) == {"host": 1, "process": 1, "burst": 1, "unexplained": 1}
     assert explain([], stalls, frame_s=1 / 16) == {"host": 0, "process": 0, "burst": 0, "unexplained": 0}
+
+
+def test_both_probes_record(tmp_path: Path) -> None:
+    """With no threshold every wake-up is recorded: the probe in its own process runs and its log is read."""
+    probes = StallProbes(tmp_path / "stalls.log", threshold=0.0)
+    try:
+        time.sleep(0.5)
+        stalls = probes.take()
+    finally:
+        probes.close()
+    assert len(stalls["process"]) > 10 and len(stalls["host"]) > 10, {k: len(v) for k, v in stalls.items()}

@@ -167,12 +167,13 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                 probe: tuple | None, trace: bool, probes: StallProbes) -> tuple[list, list]:
     loop = asyncio.get_running_loop()
 
-    def pipeline() -> tuple[int, int, float, dict[str, float], dict[str, int]]:
+    def pipeline() -> tuple[int, int, float, dict[str, float], dict[str, int], list]:
         """Frames out, dropped, fps, each stage's p50 (the pipeline's last 300 frames: when the
-        latency drifts, these say which stage moved) and the bounded structures' sizes."""
+        latency drifts, these say which stage moved), the bounded structures' sizes and the recent
+        drops (process.drop_times)."""
         stats = st.call(lambda s: s.show.stats())
         stages = {name: round(lat.p50, 1) for name, lat in stats.latency_ms.items()}
-        return stats.frames, stats.dropped, stats.fps, stages, st.call(structure_sizes)
+        return stats.frames, stats.dropped, stats.fps, stages, st.call(structure_sizes), st.call(drop_times)
 
     async with aiohttp.ClientSession() as session:
         performer = await Performer(st.url, st.token, clip, width=360, stamps=False).connect(session)
@@ -192,7 +193,7 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
             t0 = start = time.monotonic()
             minute, row_no = _Minute(), 0
             frames, missed = {id(v): v.frames for v in viewers}, sum(v.missed for v in viewers)
-            out0, dropped0, _, _, _ = await loop.run_in_executor(None, pipeline)
+            out0, dropped0, *_ = await loop.run_in_executor(None, pipeline)
             control = asyncio.create_task(_control(probe))
             probes.take()
             for v in viewers:
@@ -204,13 +205,13 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                 lat += [ms for v in viewers for ms in v.take_latencies()]
                 if now - start < interval - 0.5 and now - t0 < seconds:
                     continue
-                out, dropped, server_fps, stages, sizes = await loop.run_in_executor(None, pipeline)
+                out, dropped, server_fps, stages, sizes, recent = await loop.run_in_executor(None, pipeline)
                 pipeline_p50 = stages.pop("total", None)
                 whole = [v for v in viewers if id(v) in frames]
                 fps = [(v.frames - frames[id(v)]) / (now - start) for v in whole]
                 lost = sum(v.missed for v in viewers)
                 stalls = probes.take()
-                drops = [d for d in st.call(drop_times) if start <= d[0] < now]
+                drops = [d for d in recent if start <= d[0] < now]
                 row = {
                     "minute": round((now - t0) / 60.0, 2), "seconds": round(now - start, 1),
                     "fps": round(float(np.mean(fps)), 2) if fps else 0.0, "fps_min": round(min(fps), 2) if fps else 0.0,

@@ -14,21 +14,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 THRESHOLD_S = 0.03
 TICK_S = 0.005
 AFTER_S = 0.15  # a drop this long after a stall's end is still that stall's
 
-_PROBE = """
-import sys, time
-tick, threshold = {tick}, {threshold}
-with open(sys.argv[1], "a", buffering=1) as f:
-    while True:
-        t = time.monotonic(); time.sleep(tick); late = time.monotonic() - t - tick
+def probe(stopped: Callable[[], bool], tick: float, threshold: float, record: Callable[[float, float], None]) -> None:
+    """Sleep `tick` s at a time until `stopped()`; `record(end time, seconds late)` each wake-up
+    later than `threshold`. Both probes run this: a thread here, and `python -m` this module."""
+    while not stopped():
+        t = time.monotonic()
+        time.sleep(tick)
+        late = time.monotonic() - t - tick
         if late > threshold:
-            f.write(f"{{time.monotonic():.4f}} {{late:.4f}}\\n")
-"""
+            record(time.monotonic(), late)
 
 
 class StallProbes:
@@ -40,17 +41,12 @@ class StallProbes:
         self._stop = threading.Event()
         self._process: list[tuple[float, float]] = []
         self._thread = threading.Thread(target=self._run, name="dancenow-stall-probe", daemon=True)
-        self._child = subprocess.Popen([sys.executable, "-c", _PROBE.format(tick=tick, threshold=threshold), str(log)])
+        self._child = subprocess.Popen([sys.executable, "-m", __name__, str(log), str(tick), str(threshold)])
         self._read = 0
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            t = time.monotonic()
-            time.sleep(self.tick)
-            late = time.monotonic() - t - self.tick
-            if late > self.threshold:
-                self._process.append((time.monotonic(), late))
+        probe(self._stop.is_set, self.tick, self.threshold, lambda end, late: self._process.append((end, late)))
 
     def take(self) -> dict[str, list[tuple[float, float]]]:
         process, self._process = self._process, []
@@ -81,3 +77,9 @@ def explain(drops: list[tuple], stalls: dict[str, list[tuple[float, float]]], fr
                 else "burst" if since < 0.5 * frame_s else "unexplained")
         out[kind] += 1
     return out
+
+
+if __name__ == "__main__":  # the probe in a process of its own: LOG TICK THRESHOLD
+    with open(sys.argv[1], "a", buffering=1) as _log:
+        probe(lambda: False, float(sys.argv[2]), float(sys.argv[3]),
+              lambda end, late: _log.write(f"{end:.4f} {late:.4f}\n"))
