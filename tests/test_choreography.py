@@ -66,7 +66,7 @@ def test_a_forearm_across_the_chest_is_drawn_in_front_of_it() -> None:
     """The desk gesture's forearms over the shirt show as skin (the generator learns what the
     figure shows: drawn behind the torso, the demo target painted such arms as part of the shirt)."""
     i = sk.INDEX
-    for t in np.arange(16.5, 19.5, 0.05):
+    for t in np.arange(14.5, 19.5, 0.05):
         pose = pose_at(t, (256, 192))
         p = pose.points
         inside = [p[i["right_shoulder"], 0] + 6 < p[i[f"{s}_wrist"], 0] < p[i["left_shoulder"], 0] - 6

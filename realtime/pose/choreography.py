@@ -2,9 +2,10 @@
 
 The dance is procedural (joint angles are smooth periodic functions of time), so any instant has
 an exact pose and the loop is seamless. Over one `PERIOD` it passes through arm waves, both arms
-up, squats, side steps, torso turns, a desk performer's gestures (forearms raised in front of the
-chest, hands by the shoulders: what a performer at a laptop does, issue 25; a target that never
-saw them draws such arms hanging or melted into the torso) and a walk towards and away from the
+up, squats, side steps, torso turns, a desk performer's gestures over 5 s, the turns' second half
+included (each forearm sweeping from raised outwards through straight up to level across the
+chest: what a performer at a laptop does, issue 25; a target that never saw them draws such arms
+hanging or melted into the torso) and a walk towards and away from the
 camera (the ankles' y changes with depth), with gentle always-on harmonics so the last part of the
 loop mixes moves seen earlier in new combinations (useful as a held-out tail).
 
@@ -81,7 +82,7 @@ def _angles(t: float) -> dict[str, float]:
     squat = _bump(t, 8.5, 11.0)  # knee bends
     step = _bump(t, 11.5, 14.0)  # side steps
     turn = _bump(t, 14.0, 16.5)  # torso turns
-    gesture = _bump(t, 16.5, 19.5)  # at a desk: forearms up in front of the chest, talking with the hands
+    gesture = _bump(t, 14.5, 19.5)  # at a desk: forearms up in front of the chest, talking with the hands
     depth = _bump(t, 20.5, 24.0)  # walk towards / away from the camera
     beat = 2 * math.pi * t / 1.25  # a move every 1.25 s (20 beats a loop)
 
@@ -97,11 +98,12 @@ def _angles(t: float) -> dict[str, float]:
     l_el *= 1 - 0.8 * up
     r_el *= 1 - 0.8 * up
 
-    # Gestures: the upper arms hang near the body, each forearm's angle from down goes past
-    # straight up (pi) and inwards, the two out of step.
+    # Gestures (during the torso turns too: people at a desk turn as they talk): the upper arms hang
+    # near the body, each forearm sweeps from raised outwards (a wave) through straight up (pi) to
+    # level across the chest, the two out of step.
     def gestured(shoulder: float, elbow: float, phase: float) -> tuple[float, float]:
-        sh = 0.20 + 0.20 * math.sin(beat + phase)
-        fore = 3.45 + 0.4 * math.sin(2 * beat + 0.7 + phase)  # the forearm's angle from down
+        sh = 0.22 + 0.18 * math.sin(beat + phase)
+        fore = 3.55 + 0.95 * math.sin(beat / 2 + 0.7 + 2 * phase)  # the forearm's angle from down
         return (1 - gesture) * shoulder + gesture * sh, (1 - gesture) * elbow + gesture * (fore - sh)
 
     l_sh, l_el = gestured(l_sh, l_el, 0.0)
