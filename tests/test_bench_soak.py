@@ -30,10 +30,14 @@ def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path, capsys: py
         assert row["samples"] > 0 and 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"], row
         assert row["dropped"] >= 0 and row["missed"] >= 0 and row["rss_mb"] > 0
         # each drop put down to a cause (stalls.py), the probes' stalls counted
-        assert set(row["drops_why"]) == {"host", "process", "burst", "unexplained"}
+        assert set(row["drops_why"]) == {"host", "process", "control", "slow", "burst", "unexplained"}
         assert sum(row["drops_why"].values()) <= row["dropped"] + 1 and set(row["stalls"]) == {"process", "host"}
         assert len(row["drops"]) == sum(row["drops_why"].values())
         assert all(d["slot"] in ("source", "poses") and 0 <= d["at_s"] <= row["seconds"] + 1 for d in row["drops"])
+        assert all(f["stage"] in ("track", "render", "generate", "face", "output") and f["ms"] > 50
+                   for f in row["slow_frames"])
+        # when the control ran: it starts with the row (a drop in that window is put down to it)
+        assert row["control_ran_s"] and all(-1 < a <= b <= row["seconds"] + 1 for a, b in row["control_ran_s"]), row
     assert r["drift_ms"] is not None and r["rss_slope_mb_per_min"] is not None
     # viewers come and go: one joins after the first row, the oldest leaves after the second
     assert [row["viewers"] for row in r["rows"][:2]] == [2, 3]

@@ -60,6 +60,15 @@ def test_stage_durations_and_stats_are_json():
     assert len(t._stages["total"]) == 10  # bounded window
     json.dumps({k: dataclasses.asdict(v) for k, v in lat.items()})
     assert stage_durations({"capture": 1.0, "output": 1.5}) == {"output": 0.5, "total": 0.5}
+    # a frame with a slow computing stage is kept with its times (bench soak's drop diagnosis);
+    # a long wait (gen_in) is not a slow stage, and the fast frames above left nothing
+    assert not t.slow
+    t.record({"capture": 200.0, "pose_in": 200.001, "track": 200.09, "render": 200.092, "gen_in": 200.3,
+              "generate": 200.32, "face": 200.321, "output": 200.322})
+    assert len(t.slow) == 1 and t.slow[0][:3] == (200.001, 200.322, "track") and abs(t.slow[0][3] - 0.089) < 1e-6
+    t.record({"capture": 300.0, "pose_in": 300.001, "track": 300.01, "gen_in": 300.4, "generate": 300.42,
+              "output": 300.43})
+    assert len(t.slow) == 1
 
 
 def test_wait_taken_hands_over_without_dropping():

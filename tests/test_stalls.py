@@ -32,9 +32,16 @@ def test_each_drop_is_put_down_to_one_cause() -> None:
     drops = [(10.05, 0.06),  # just after a stall both probes saw: the host's
              (19.99, 0.06),  # inside a stall of this process only
              (30.0, 0.004),  # two frames 4 ms apart at a 16 fps source: a burst
-             (40.0, 0.06)]   # nothing seen
-    assert explain(drops, stalls, frame_s=1 / 16) == {"host": 1, "process": 1, "burst": 1, "unexplained": 1}
-    assert explain([], stalls, frame_s=1 / 16) == {"host": 0, "process": 0, "burst": 0, "unexplained": 0}
+             (40.0, 0.06),   # nothing seen
+             (50.1, 0.06),   # while the soak's control process ran
+             (60.05, 0.06)]  # while the tracker took 90 ms on one frame
+    control = [(49.0, 52.0)]
+    slow = [(59.98, 60.1, "track", 0.09)]
+    assert explain(drops, stalls, 1 / 16, control, slow) == {"host": 1, "process": 1, "control": 1, "slow": 1,
+                                                             "burst": 1, "unexplained": 1}
+    assert explain(drops, stalls, 1 / 16)["unexplained"] == 3  # neither ran: the last two are not theirs
+    assert explain([], stalls, frame_s=1 / 16) == dict.fromkeys(("host", "process", "control", "slow", "burst",
+                                                                  "unexplained"), 0)
 
 
 def test_both_probes_record(tmp_path: Path) -> None:

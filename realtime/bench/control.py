@@ -6,6 +6,9 @@ the host did (frequency, a neighbour), and when only the pipeline does, the proc
 It tracks `frames` frames of the performer's clip with the pipeline's tracker settings and runs
 the target's generator on their label maps with the pipeline's engine (same backend, precision,
 one thread), and prints one JSON line: the median and p90 of each, after a warm-up.
+It runs at a lower priority (`--nice`, 10): it is an instrument beside the pipeline it measures,
+which uses about 1.1 of the two cores, and its start (imports, a tracker and an engine loaded:
+over a second of a core) must not take a frame's time from the pipeline's threads.
 
     python -m dancenow.realtime.bench.control BUNDLE CLIP --backend openvino --precision int8
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -59,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="openvino")
     p.add_argument("--precision", default=None)
     p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--nice", type=int, default=10, help="added to this process's niceness first")
     a = p.parse_args(argv)
+    os.nice(a.nice)
     print(json.dumps(measure(a.bundle, a.clip, a.backend, a.precision, a.frames)), flush=True)
     return 0
 

@@ -76,3 +76,10 @@ def drop_times(server) -> list[tuple[float, float, str]]:
     slots = {"source": getattr(getattr(pipeline, "source", None), "frames", None), "poses": getattr(pipeline, "_poses", None)}
     return sorted((t, since, name) for name, slot in slots.items() if slot is not None
                   for t, since in list(getattr(slot, "drop_times", ())))
+
+
+def slow_frames(server) -> list[tuple[float, float, str, float]]:
+    """The pipeline's recent frames with a stage over telemetry.SLOW_S: (start, output time, the
+    stage, its seconds)."""
+    pipeline = getattr(getattr(server, "show", None), "pipeline", None)
+    return list(getattr(getattr(pipeline, "telemetry", None), "slow", ()))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from dancenow.realtime.bench.process import (
     drop_times,
     host_state,
     process_figures,
+    slow_frames,
     structure_sizes,
     thread_cpu,
 )
@@ -125,10 +127,20 @@ def window_drifts(rows: list[dict], window: int = WINDOW) -> dict:
             "control": None if None in both else {"track_ms": both[0], "generate_ms": both[1]}}
 
 
-async def _control(probe: tuple[str, str, str, str] | None) -> dict | None:
-    """One control process (control.py); its result, or why there is none."""
+async def _control(probe: tuple[str, str, str, str] | None, ran: list[list[float]]) -> dict | None:
+    """One control process (control.py); its result, or why there is none. `ran` gets its
+    [start, end] times (end = inf while it runs): a drop then is put down to it (stalls.explain)."""
     if probe is None:
         return None
+    ran.append([time.monotonic(), math.inf])
+    del ran[:-3]
+    try:
+        return await _control_process(probe)
+    finally:
+        ran[-1][1] = time.monotonic()
+
+
+async def _control_process(probe: tuple[str, str, str, str]) -> dict:
     bundle, clip, backend, precision = probe
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dancenow.realtime.bench.control", bundle, clip, "--backend", backend,
@@ -167,13 +179,14 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                 probe: tuple | None, trace: bool, probes: StallProbes) -> tuple[list, list]:
     loop = asyncio.get_running_loop()
 
-    def pipeline() -> tuple[int, int, float, dict[str, float], dict[str, int], list]:
+    def pipeline() -> tuple[int, int, float, dict[str, float], dict[str, int], list, list]:
         """Frames out, dropped, fps, each stage's p50 (the pipeline's last 300 frames: when the
-        latency drifts, these say which stage moved), the bounded structures' sizes and the recent
-        drops (process.drop_times)."""
+        latency drifts, these say which stage moved), the bounded structures' sizes, the recent
+        drops (process.drop_times) and frames with a slow stage (process.slow_frames)."""
         stats = st.call(lambda s: s.show.stats())
         stages = {name: round(lat.p50, 1) for name, lat in stats.latency_ms.items()}
-        return stats.frames, stats.dropped, stats.fps, stages, st.call(structure_sizes), st.call(drop_times)
+        return (stats.frames, stats.dropped, stats.fps, stages, st.call(structure_sizes), st.call(drop_times),
+                st.call(slow_frames))
 
     async with aiohttp.ClientSession() as session:
         performer = await Performer(st.url, st.token, clip, width=360, stamps=False).connect(session)
@@ -191,10 +204,10 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
             snap = tracemalloc.take_snapshot() if trace else None
             rows, rss, lat = [], [(0.0, rss_mb())], []
             t0 = start = time.monotonic()
-            minute, row_no = _Minute(), 0
+            minute, row_no, control_ran = _Minute(), 0, []
             frames, missed = {id(v): v.frames for v in viewers}, sum(v.missed for v in viewers)
             out0, dropped0, *_ = await loop.run_in_executor(None, pipeline)
-            control = asyncio.create_task(_control(probe))
+            control = asyncio.create_task(_control(probe, control_ran))
             probes.take()
             for v in viewers:
                 v.take_latencies()
@@ -205,13 +218,14 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                 lat += [ms for v in viewers for ms in v.take_latencies()]
                 if now - start < interval - 0.5 and now - t0 < seconds:
                     continue
-                out, dropped, server_fps, stages, sizes, recent = await loop.run_in_executor(None, pipeline)
+                out, dropped, server_fps, stages, sizes, recent, slow = await loop.run_in_executor(None, pipeline)
                 pipeline_p50 = stages.pop("total", None)
                 whole = [v for v in viewers if id(v) in frames]
                 fps = [(v.frames - frames[id(v)]) / (now - start) for v in whole]
                 lost = sum(v.missed for v in viewers)
                 stalls = probes.take()
                 drops = [d for d in recent if start <= d[0] < now]
+                slow = [f for f in slow if start <= f[1] < now]
                 row = {
                     "minute": round((now - t0) / 60.0, 2), "seconds": round(now - start, 1),
                     "fps": round(float(np.mean(fps)), 2) if fps else 0.0, "fps_min": round(min(fps), 2) if fps else 0.0,
@@ -221,9 +235,13 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                     "pipeline_p50_ms": round(pipeline_p50, 1) if pipeline_p50 else None, "stage_p50_ms": stages,
                     "samples": len(lat), "frames_out": out - out0, "dropped": dropped - dropped0,
                     "missed": max(0, lost - missed), "rss_mb": round(rss[-1][1], 1), **minute.figures(),
-                    "drops_why": explain(drops, stalls, 1.0 / max(server_fps, 1.0)),
+                    "drops_why": explain(drops, stalls, 1.0 / max(server_fps, 1.0), control_ran, slow),
                     "drops": [{"at_s": round(t - start, 2), "slot": slot, "since_put_ms": round(1e3 * since, 1)}
                               for t, since, slot in drops],
+                    "slow_frames": [{"at_s": round(b - start, 2), "stage": stage, "ms": round(1e3 * d, 1)}
+                                    for a, b, stage, d in slow][-10:],
+                    "control_ran_s": [[round(a - start, 1), round(min(b, now) - start, 1)] for a, b in control_ran
+                                      if b >= start],
                     "stalls": {k: {"count": len(v), "max_ms": round(1e3 * max((g for _, g in v), default=0.0), 1)}
                                for k, v in stalls.items()},
                     "process": process_figures(), "sizes": sizes,
@@ -241,7 +259,7 @@ async def _soak(st: ServerThread, clip: Path, seconds: float, interval: float, n
                         await viewers.pop(0).close(session=session)
                 if not control.done():
                     control.cancel()
-                control = asyncio.create_task(_control(probe))
+                control = asyncio.create_task(_control(probe, control_ran))
                 start, minute, lat = time.monotonic(), _Minute(), []
                 frames, missed = {id(v): v.frames for v in viewers}, sum(v.missed for v in viewers)
                 out0, dropped0 = out, dropped
@@ -316,7 +334,7 @@ def format_table(r: dict) -> str:
     lines.append("(minute = end of the row; view = viewers connected; fps = frames each viewer present all minute "
                  "decoded per second; p50/p99 = performer frame at the server -> generated frame decoded by a viewer; "
                  "pipe = the pipeline's capture -> output p50; why = the drops' causes (stalls.py: h host stall, p this "
-                 "process's stall, b a burst, u unexplained); cores = this process's CPU time per wall second, pose "
+                 "process's stall, c while the control ran, s a stage over 50 ms on that frame, b a burst, u unexplained); cores = this process's CPU time per wall second, pose "
                  "and gen its two pipeline threads'; steal = the host's steal time; objects = Python objects the "
                  "collector tracks; control = a fresh process timing the same tracker and engine, ms p50)")
     return "\n".join(lines)

@@ -5,7 +5,10 @@ than `threshold`: one as a thread of this process (late when the host stalled, o
 process held the interpreter: the collector, a long call that keeps the GIL), one in a process
 of its own (late only when the host stalled: steal, a neighbour). A drop is put down to the
 stall it fell in or just after (a stalled stage lets the next frame replace the one it did not
-take), else to a burst: two frames that reached the slot closer than a frame apart.
+take), else to the soak's own control process (it loads a tracker and an engine beside the
+pipeline every minute, on the same cores), else to one of the pipeline's stages that took over
+50 ms on the frame in hand (telemetry.SLOW_S: the tracker's slow path, one slow generator call),
+else to a burst: two frames that reached the slot closer than a frame apart.
 """
 
 from __future__ import annotations
@@ -65,15 +68,20 @@ class StallProbes:
         self._thread.join(timeout=1.0)
 
 
-def explain(drops: list[tuple], stalls: dict[str, list[tuple[float, float]]], frame_s: float) -> dict[str, int]:
+def explain(drops: list[tuple], stalls: dict[str, list[tuple[float, float]]], frame_s: float,
+            control: list[tuple[float, float]] = (), slow: list[tuple] = ()) -> dict[str, int]:
     """How many `drops` ((time, seconds since the put they replaced, ...)) fell in or just after a
-    host stall, in or after a stall of this process only, came in a burst, or none of these."""
+    host stall, in or after a stall of this process only, while a control process ran (`control`:
+    its (start, end) times), while a frame had a slow stage (`slow`: (start, end, ...)), came in a
+    burst, or none of these."""
     def within(t: float, kind: str) -> bool:
         return any(end - late - 0.01 <= t <= end + AFTER_S for end, late in stalls.get(kind, ()))
 
-    out = {"host": 0, "process": 0, "burst": 0, "unexplained": 0}
+    out = {"host": 0, "process": 0, "control": 0, "slow": 0, "burst": 0, "unexplained": 0}
     for t, since, *_ in drops:
         kind = ("host" if within(t, "host") else "process" if within(t, "process")
+                else "control" if any(a <= t <= b + AFTER_S for a, b in control)
+                else "slow" if any(a - 0.01 <= t <= b + AFTER_S for a, b, *_ in slow)
                 else "burst" if since < 0.5 * frame_s else "unexplained")
         out[kind] += 1
     return out

@@ -16,6 +16,8 @@ import numpy as np
 from dancenow.realtime.live.frame import STAGES
 
 QUANTILES = (50, 95, 99)
+SLOW_S = 0.05  # one frame's stage this long is kept with its times: a dropped frame's likely cause
+WORK = ("track", "render", "generate", "face", "output")  # the stages that compute (the others wait)
 
 
 @dataclass(frozen=True)
@@ -105,11 +107,17 @@ class Telemetry:
         self._stages: dict[str, deque[float]] = {}
         self._outputs: deque[float] = deque(maxlen=window)
         self.frames = 0
+        # frames with a computing stage over SLOW_S: (pose_in, output, the slowest stage, its seconds)
+        self.slow: deque[tuple[float, float, str, float]] = deque(maxlen=64)
 
     def record(self, stamps: dict[str, float]) -> None:
         with self._lock:
-            for name, d in stage_durations(stamps).items():
+            durations = stage_durations(stamps)
+            for name, d in durations.items():
                 self._stages.setdefault(name, deque(maxlen=self.window)).append(d)
+            worst = max(((d, n) for n, d in durations.items() if n in WORK), default=None)
+            if worst is not None and worst[0] > SLOW_S and "output" in stamps:
+                self.slow.append((stamps.get("pose_in", stamps["output"]), stamps["output"], worst[1], worst[0]))
             if "output" in stamps:
                 self._outputs.append(stamps["output"])
             self.frames += 1
@@ -133,6 +141,7 @@ class Telemetry:
         with self._lock:
             self._stages.clear()
             self._outputs.clear()
+            self.slow.clear()
             self.frames = 0
 
 
