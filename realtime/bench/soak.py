@@ -132,12 +132,13 @@ async def _control(probe: tuple[str, str, str, str] | None, ran: list[list[float
     [start, end] times (end = inf while it runs): a drop then is put down to it (stalls.explain)."""
     if probe is None:
         return None
-    ran.append([time.monotonic(), math.inf])
+    window = [time.monotonic(), math.inf]
+    ran.append(window)
     del ran[:-3]
     try:
         return await _control_process(probe)
     finally:
-        ran[-1][1] = time.monotonic()
+        window[1] = time.monotonic()  # its own window, even when the next one was appended first
 
 
 async def _control_process(probe: tuple[str, str, str, str]) -> dict:

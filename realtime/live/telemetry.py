@@ -115,11 +115,11 @@ class Telemetry:
             durations = stage_durations(stamps)
             for name, d in durations.items():
                 self._stages.setdefault(name, deque(maxlen=self.window)).append(d)
-            worst = max(((d, n) for n, d in durations.items() if n in WORK), default=None)
-            if worst is not None and worst[0] > SLOW_S and "output" in stamps:
-                self.slow.append((stamps.get("pose_in", stamps["output"]), stamps["output"], worst[1], worst[0]))
             if "output" in stamps:
                 self._outputs.append(stamps["output"])
+                worst = max(((d, n) for n, d in durations.items() if n in WORK), default=None)
+                if worst is not None and worst[0] > SLOW_S:
+                    self.slow.append((stamps.get("pose_in", stamps["output"]), stamps["output"], worst[1], worst[0]))
             self.frames += 1
 
     def fps(self, now: float | None = None) -> float:
