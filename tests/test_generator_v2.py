@@ -111,6 +111,36 @@ def test_checkpoint_carries_the_plate_into_the_exported_model(synth: Path, tmp_p
         build_generator(load_checkpoint(tmp_path / "noplate.pt"))
 
 
+def test_the_limb_term_weighs_a_band_along_each_forearm(synth: Path, tmp_path: Path) -> None:
+    """The forearm L1 (training/stages.py limb_weights) covers each elbow-wrist segment of the
+    pose at the frame's size or at half of it, nothing far from it, nothing without a person; a
+    run with it on logs the term."""
+    from dataclasses import replace
+
+    from dancenow.realtime.pose.pose import Pose
+    from dancenow.realtime.pose.skeleton import INDEX
+    from dancenow.training.stages import limb_weights
+
+    data = load_prepared(synth)
+    pose = data.poses[5]
+    h, w = data.size
+    for size in ((h, w), (h // 2, w // 2)):
+        m = limb_weights([pose, Pose.missing(data.size)], size).numpy()[:, 0]
+        assert m.shape == (2, *size) and m[1].max() == 0
+        sy, sx = size[0] / pose.frame_size[0], size[1] / pose.frame_size[1]
+        for side in ("left", "right"):
+            e, wr = pose.points[INDEX[f"{side}_elbow"]], pose.points[INDEX[f"{side}_wrist"]]
+            x, y = (e + wr) / 2 * (sx, sy)
+            assert m[0, int(y), int(x)] == 1.0, (side, x, y)
+        assert 0 < m[0].mean() < 0.1  # a band, not the frame
+        ys, xs = np.nonzero(m[0])
+        head = pose.points[INDEX["nose"]] * (sx, sy)
+        assert np.hypot(xs - head[0], ys - head[1]).min() > 0.04 * size[0]
+    prof = replace(get_profile("cpu-realtime"), lambda_limb=20.0)
+    ckpt = load_checkpoint(train(synth, tmp_path / "run", prof, steps=3, face=False, progress=False))
+    assert ckpt["summary"]["generator_losses"]["g_limb"] > 0
+
+
 def test_training_an_alpha_generator_on_data_without_a_plate_says_what_to_do(tmp_path: Path) -> None:
     data_dir = prepare(None, tmp_path / "data", PrepareConfig(size=(64, 48), frames=20, fps=3.0, plate=False),
                        synthetic=True)

@@ -98,3 +98,30 @@ def test_hands_drawn_as_thin_dark_bones():
     img = render_label_map(pose, (512, 384))
     p = hand[12].round().astype(int)  # on the middle finger's bone line (0-9-10-11-12 are collinear)
     np.testing.assert_allclose(img[p[1], p[0]], sk.LEFT_HAND_COLOR, atol=40)
+
+
+def test_arms_over_torso_keeps_a_forearm_across_the_chest_whole():
+    """A left forearm held level across the chest crosses both flanks. Drawn in LIMBS' order, the
+    flanks (drawn later) cut through it; with `arms_over_torso` the forearm covers them, and a
+    bundle made before the setting existed reads it as off (it draws as it was trained)."""
+    pose = stance()
+    h, w = pose.frame_size
+    pose.points[IX["left_elbow"]] = (0.66 * w, 0.34 * h)
+    pose.points[IX["left_wrist"]] = (0.34 * w, 0.34 * h)
+    y = int(0.34 * h)
+    x = int(round(float(np.interp(0.34, [0.22, 0.52], [0.62, 0.57])) * w))  # the left flank at that height
+    fore = sk.LIMB_COLORS[sk.LIMBS.index((IX["left_elbow"], IX["left_wrist"]))].astype(float)
+    flank = sk.LIMB_COLORS[sk.LIMBS.index((IX["left_shoulder"], IX["left_hip"]))].astype(float)
+    under, over = (render_label_map(pose, (h, w), RenderConfig(arms_over_torso=v))[y, x].astype(float) for v in (False, True))
+    a = RenderConfig().limb_alpha
+
+    def blended(c):
+        return c * a + 255 * (1 - a)
+
+    np.testing.assert_allclose(under, blended(flank), atol=3)
+    np.testing.assert_allclose(over, blended(fore), atol=3)
+    assert RenderConfig.from_dict({k: v for k, v in RenderConfig().to_dict().items() if k != "arms_over_torso"}
+                                  ).arms_over_torso is False
+    # away from the arms nothing changes
+    legs = render_label_map(pose, (h, w), RenderConfig(arms_over_torso=True))[int(0.6 * h):]
+    np.testing.assert_array_equal(legs, render_label_map(pose, (h, w))[int(0.6 * h):])

@@ -167,6 +167,7 @@ def test_synthetic_prepare_is_reused_and_consistent(tiny_synth: Path) -> None:
     assert m["counts"] == {"decoded": 60, "kept": 60, "dropped": 0, "faces": 60}
     assert m["split"] == {"train": 51, "holdout": 9}
     assert m["renderer"]["face_lines"] is False, "the synthetic figure has no face mesh: it keeps the dots"
+    assert m["renderer"]["arms_over_torso"] is True
     assert data.pairs(0, data.n_train) == list(range(50))
     mtime = (tiny_synth / "frames.npy").stat().st_mtime_ns
     prepare(None, tiny_synth, PrepareConfig(size=(64, 48), frames=60, fps=3.0), synthetic=True)

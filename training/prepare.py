@@ -166,8 +166,8 @@ def prepare(video: str | os.PathLike | None, out: str | os.PathLike, cfg: Prepar
 
 def _render_config(cfg: PrepareConfig, synthetic: bool) -> RenderConfig:
     """The synthetic figure has no face mesh: its label maps keep the dots, and so does a live
-    show of it (the renderer reads this from the bundle)."""
-    return RenderConfig(face_lines=cfg.face_lines and not synthetic)
+    show of it (the renderer reads this from the bundle). The arms are drawn over the torso."""
+    return RenderConfig(face_lines=cfg.face_lines and not synthetic, arms_over_torso=True)
 
 
 def _config_dict(cfg: PrepareConfig) -> dict:

@@ -60,6 +60,11 @@ class Profile:
     # SSIM: without 0.728 / 0.810, at 12 0.768 / 0.806; at 25 the face gained more (0.794) but tai
     # chi's body lost 0.030 and dancer B's PSNR fell below the nearest-pose baseline (README).
     lambda_face_region: float = 0.0
+    # An extra L1 on a band along the forearms and hands (training/stages.py limb_weights), for the
+    # same reason: a forearm across the chest is a few hundred pixels of the frame. The demo at 12
+    # (with the arms drawn over the torso): a desk performer's forearms within 20 degrees on 89-94 %
+    # of frames, against 79-90 % without it (DEMO_CHECKPOINT.md); not yet measured on footage.
+    lambda_limb: float = 0.0
     # HD: the coarse network's own half-size frames keep their L1 and mask terms, at this weight,
     # while it trains together with the enhancer (the bundle's half size: `--size half`).
     lambda_coarse: float = 0.5

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -19,6 +20,8 @@ from torch.nn.functional import avg_pool2d, binary_cross_entropy_with_logits, l1
 
 from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.face import mouth_box
+from dancenow.realtime.pose.pose import Pose
+from dancenow.realtime.pose.skeleton import INDEX
 from dancenow.training.losses import adversarial, discriminator
 from dancenow.training.prepare import TargetData
 from dancenow.training.profiles import Profile
@@ -139,8 +142,8 @@ def generator_stage(run: Run, name: str, G: nn.Module, D: nn.Module, opt_G: torc
 def frame_terms(run: Run, idx: np.ndarray, out: tuple, r0: torch.Tensor, r1: torch.Tensor,
                 half: bool) -> dict[str, torch.Tensor]:
     """The generator's terms on its two frames `out` = (f0, f1, alpha logit 0, alpha logit 1) against
-    the real frames r0, r1 of pairs `idx` (at half size with `half`): L1, L1 on the face crop, and
-    the alpha's cross-entropy to the prepared person mask."""
+    the real frames r0, r1 of pairs `idx` (at half size with `half`): L1, L1 on the face crop, L1
+    on the forearms and hands, and the alpha's cross-entropy to the prepared person mask."""
     prof, data = run.prof, run.data
     f0, f1, a0, a1 = out
     terms = {"g_l1": (l1_loss(f0, r0) + l1_loss(f1, r1)) * prof.lambda_l1 / 2}
@@ -148,6 +151,10 @@ def frame_terms(run: Run, idx: np.ndarray, out: tuple, r0: torch.Tensor, r1: tor
     if prof.lambda_face_region and all(b is not None for b in boxes):
         boxes = [half_box(b, data.face_crop) for b in boxes] if half else boxes
         terms["g_face"] = l1_loss(cut(f1, boxes), cut(r1, boxes)) * prof.lambda_face_region
+    if prof.lambda_limb:
+        w = limb_weights([data.poses[i + 1] for i in idx], tuple(f1.shape[-2:])).to(f1.device)
+        if float(w.sum()) > 0:
+            terms["g_limb"] = (torch.abs(f1 - r1) * w).sum() / (w.sum() * f1.shape[1]) * prof.lambda_limb
     if a0 is not None:  # the alpha learns the prepared person mask (cross-entropy on logits)
         m0, m1 = (masks(run, idx + k, half) for k in (0, 1))
         bce = binary_cross_entropy_with_logits
@@ -205,6 +212,30 @@ def mouth_weights(data: TargetData, idx: np.ndarray, crops: list) -> torch.Tenso
         if (b := mouth_box(data.poses[i + 1], data.size)) is not None:
             w[k, 0, max(0, b[1] - y0):max(0, b[3] - y0), max(0, b[0] - x0):max(0, b[2] - x0)] = 1.0
     return w
+
+
+# The forearms and hands: a forearm held across the chest covers a few hundred pixels of a
+# 256x192 frame, so the frame's L1 barely sees whether it is drawn (it came out as a faint smear).
+_FOREARMS = tuple((INDEX[f"{s}_{a}"], INDEX[f"{s}_{b}"]) for s in ("left", "right")
+                  for a, b in (("elbow", "wrist"), ("wrist", "index")))
+LIMB_WIDTH = 0.04  # of the frame's height: the band's width around each segment
+
+
+def limb_weights(poses: list[Pose], size: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W) at `size` = (H, W): 1 on a band along each visible forearm and hand of each
+    pose, 0 elsewhere (all 0 for a pose without them)."""
+    h, w = size
+    out = np.zeros((len(poses), 1, h, w), np.float32)
+    width = max(2, round(LIMB_WIDTH * h))
+    for k, pose in enumerate(poses):
+        if not pose.detected:
+            continue
+        pts, vis = pose.resized((h, w)).points, pose.visible()
+        for a, b in _FOREARMS:
+            if vis[a] and vis[b]:
+                cv2.line(out[k, 0], tuple(int(round(v)) for v in pts[a]), tuple(int(round(v)) for v in pts[b]),
+                         1.0, width, cv2.LINE_8)
+    return torch.from_numpy(out)
 
 
 def replan(budget: Budget | None, name: str, step: int, total: int, stage: Stage) -> int:

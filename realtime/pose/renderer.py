@@ -1,10 +1,11 @@
 """Draws a Pose as EDN's label map: the generator's only view of the body.
 
-White canvas, limbs as ellipses blended over it, joints as discs, hands as thin bones, and the
-face either as a few dark dots (the body model's 11 face points) or, with `face_lines` and a
-tracked face mesh, as EDN draws it: the head's region filled, brows, eyes, nose and lips as lines,
-the open mouth filled. Sizes scale with the output height so that a 256 px and a 1024 px label
-map look alike. Drawing is deterministic (fixed-point anti-aliased OpenCV primitives).
+White canvas, limbs as ellipses blended over it (the arms last where the bundle says so), joints
+as discs, hands as thin bones, and the face either as a few dark dots (the body model's 11 face
+points) or, with `face_lines` and a tracked face mesh, as EDN draws it: the head's region
+filled, brows, eyes, nose and lips as lines, the open mouth filled. Sizes scale with the output
+height so that a 256 px and a 1024 px label map look alike. Drawing is deterministic
+(fixed-point anti-aliased OpenCV primitives).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class RenderConfig:
     # bundles made before it existed, which then draw as they were trained; `prepare` turns it on.
     face_lines: bool = False
     face_line: float = sk.FACE_LINE_FRAC
+    # The arms drawn after the torso and legs, so that a forearm across the chest stays whole: drawn
+    # in LIMBS' order, the flanks (in greens next to the left forearm's) cut through it, and the
+    # generator rendered it as a smear. Off in bundles made before it existed; `prepare` turns it on.
+    arms_over_torso: bool = False
 
     def __post_init__(self) -> None:
         # sizes are fractions of the label map's height; a setting read from a file could be 1e9
@@ -78,7 +83,8 @@ def render_label_map(pose: Pose, size: tuple[int, int], config: RenderConfig = R
     # Limbs: all drawn into one layer, then blended over the canvas in one vectorised step.
     half_width = max(1.0, config.limb_width * h / 2)
     layer = canvas.copy()
-    for (a, b), color in zip(sk.LIMBS, sk.LIMB_COLORS, strict=True):
+    for i in _limb_order(config.arms_over_torso):
+        (a, b), color = sk.LIMBS[i], sk.LIMB_COLORS[i]
         if not (ok[a] and ok[b]):
             continue
         mid = (pts[a] + pts[b]) / 2
@@ -111,6 +117,14 @@ def render_label_map(pose: Pose, size: tuple[int, int], config: RenderConfig = R
             if ok[i]:
                 cv2.circle(canvas, _fixed(pts[i]), face_r, sk.FACE_COLOR, -1, cv2.LINE_AA, _SHIFT)
     return canvas
+
+
+def _limb_order(arms_over_torso: bool) -> list[int]:
+    """Indices into LIMBS in drawing order (a later limb covers an earlier one where they cross)."""
+    if not arms_over_torso:
+        return list(range(len(sk.LIMBS)))
+    late = (*sk.ARM_LIMBS, *sk.HAND_LIMBS)
+    return [i for i in range(len(sk.LIMBS)) if i not in late] + list(late)
 
 
 def _draw_face_lines(canvas: np.ndarray, face: np.ndarray, thickness: int) -> None:

@@ -107,6 +107,11 @@ LIMBS: tuple[tuple[int, int], ...] = (
     (INDEX["right_wrist"], INDEX["right_index"]),
     (INDEX["left_wrist"], INDEX["left_index"]),
 )
+# The upper arms and forearms among LIMBS (indices), and the hands' stubs (wrist to index finger).
+ARM_LIMBS: tuple[int, ...] = tuple(
+    LIMBS.index((INDEX[f"{s}_{a}"], INDEX[f"{s}_{b}"])) for s in ("right", "left")
+    for a, b in (("shoulder", "elbow"), ("elbow", "wrist")))
+HAND_LIMBS: tuple[int, ...] = tuple(LIMBS.index((INDEX[f"{s}_wrist"], INDEX[f"{s}_index"])) for s in ("right", "left"))
 LIMB_COLORS: np.ndarray = np.array(
     [
         (255, 0, 85),   # neck-nose
