@@ -21,7 +21,7 @@ from torch.nn.functional import avg_pool2d, binary_cross_entropy_with_logits, l1
 from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.face import mouth_box
 from dancenow.realtime.pose.pose import Pose
-from dancenow.realtime.pose.skeleton import INDEX
+from dancenow.realtime.pose.skeleton import FOREARM_LIMBS, HAND_LIMBS, LIMBS
 from dancenow.training.losses import adversarial, discriminator
 from dancenow.training.prepare import TargetData
 from dancenow.training.profiles import Profile
@@ -216,8 +216,7 @@ def mouth_weights(data: TargetData, idx: np.ndarray, crops: list) -> torch.Tenso
 
 # The forearms and hands: a forearm held across the chest covers a few hundred pixels of a
 # 256x192 frame, so the frame's L1 barely sees whether it is drawn (it came out as a faint smear).
-_FOREARMS = tuple((INDEX[f"{s}_{a}"], INDEX[f"{s}_{b}"]) for s in ("left", "right")
-                  for a, b in (("elbow", "wrist"), ("wrist", "index")))
+_FOREARMS = tuple(LIMBS[i] for i in (*FOREARM_LIMBS, *HAND_LIMBS))
 LIMB_WIDTH = 0.04  # of the frame's height: the band's width around each segment
 
 

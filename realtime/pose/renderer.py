@@ -61,6 +61,13 @@ class RenderConfig:
         return parse(cls, d, where, "re-export the bundle (or prepare the data) with this version")
 
 
+# Indices into LIMBS in drawing order (a later limb covers an earlier one where they cross), by
+# `arms_over_torso`: the skeleton's order, or the arms and hands after the torso and legs.
+_LATE = (*sk.ARM_LIMBS, *sk.HAND_LIMBS)
+_LIMB_ORDER = {False: tuple(range(len(sk.LIMBS))),
+               True: (*(i for i in range(len(sk.LIMBS)) if i not in _LATE), *_LATE)}
+
+
 def _fixed(p: np.ndarray) -> tuple[int, int]:
     return int(round(float(p[0]) * _ONE)), int(round(float(p[1]) * _ONE))
 
@@ -83,7 +90,7 @@ def render_label_map(pose: Pose, size: tuple[int, int], config: RenderConfig = R
     # Limbs: all drawn into one layer, then blended over the canvas in one vectorised step.
     half_width = max(1.0, config.limb_width * h / 2)
     layer = canvas.copy()
-    for i in _limb_order(config.arms_over_torso):
+    for i in _LIMB_ORDER[config.arms_over_torso]:
         (a, b), color = sk.LIMBS[i], sk.LIMB_COLORS[i]
         if not (ok[a] and ok[b]):
             continue
@@ -117,14 +124,6 @@ def render_label_map(pose: Pose, size: tuple[int, int], config: RenderConfig = R
             if ok[i]:
                 cv2.circle(canvas, _fixed(pts[i]), face_r, sk.FACE_COLOR, -1, cv2.LINE_AA, _SHIFT)
     return canvas
-
-
-def _limb_order(arms_over_torso: bool) -> list[int]:
-    """Indices into LIMBS in drawing order (a later limb covers an earlier one where they cross)."""
-    if not arms_over_torso:
-        return list(range(len(sk.LIMBS)))
-    late = (*sk.ARM_LIMBS, *sk.HAND_LIMBS)
-    return [i for i in range(len(sk.LIMBS)) if i not in late] + list(late)
 
 
 def _draw_face_lines(canvas: np.ndarray, face: np.ndarray, thickness: int) -> None:

@@ -107,10 +107,10 @@ LIMBS: tuple[tuple[int, int], ...] = (
     (INDEX["right_wrist"], INDEX["right_index"]),
     (INDEX["left_wrist"], INDEX["left_index"]),
 )
-# The upper arms and forearms among LIMBS (indices), and the hands' stubs (wrist to index finger).
-ARM_LIMBS: tuple[int, ...] = tuple(
-    LIMBS.index((INDEX[f"{s}_{a}"], INDEX[f"{s}_{b}"])) for s in ("right", "left")
-    for a, b in (("shoulder", "elbow"), ("elbow", "wrist")))
+# The forearms and the upper arms among LIMBS (indices), and the hands' stubs (wrist to index finger).
+FOREARM_LIMBS: tuple[int, ...] = tuple(LIMBS.index((INDEX[f"{s}_elbow"], INDEX[f"{s}_wrist"])) for s in ("right", "left"))
+ARM_LIMBS: tuple[int, ...] = tuple(sorted(  # in LIMBS' order, as the renderer draws them
+    (*(LIMBS.index((INDEX[f"{s}_shoulder"], INDEX[f"{s}_elbow"])) for s in ("right", "left")), *FOREARM_LIMBS)))
 HAND_LIMBS: tuple[int, ...] = tuple(LIMBS.index((INDEX[f"{s}_wrist"], INDEX[f"{s}_index"])) for s in ("right", "left"))
 LIMB_COLORS: np.ndarray = np.array(
     [
