@@ -12,11 +12,22 @@ from functools import lru_cache
 
 # the instruction-set flags that change which kernels the inference runtimes pick
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+# oneDNN ISA caps under which bf16 still compiles (measured with OpenVINO: AVX512_CORE, _VNNI,
+# _BF16, _AMX and ALL compile; AVX2 fails with "object is not initialized")
+BF16_CAPS = ("AVX512", "AVX10", "ALL")
+
+
+def bf16_cap() -> str | None:
+    """The ONEDNN_MAX_CPU_ISA cap when it rules bf16 out (an AVX-512 host made to show the AVX2
+    picture must also choose what an AVX2 host chooses), else None."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or "").upper()
+    return cap if cap and not cap.startswith(BF16_CAPS) else None
 
 
 @lru_cache(maxsize=1)
 def cpu_info() -> dict:
-    """{"model", "cores", "flags": [...the ISA_FLAGS present...], "bf16": bool, "isa_cap": ...}."""
+    """{"model", "cores", "flags": [...the ISA_FLAGS present...], "bf16": bool, "bf16_usable": bool,
+    "isa_cap": ...}. bf16: the CPU has it; bf16_usable: and no ISA cap rules it out."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -35,6 +46,7 @@ def cpu_info() -> dict:
         "cores": os.cpu_count() or 1,
         "flags": present,
         "bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
+        "bf16_usable": ("avx512_bf16" in flags or "amx_bf16" in flags) and bf16_cap() is None,
         # oneDNN (OpenVINO, PyTorch) honours this cap: an AVX-512 host then shows the AVX2 picture
         "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     }

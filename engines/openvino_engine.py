@@ -27,7 +27,6 @@ has one generator worker). `infer()` releases the GIL, so other Python threads r
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +36,11 @@ from openvino.preprocess import PrePostProcessor
 
 from dancenow.engines.base import Engine, to_alpha
 from dancenow.errors import DanceNowError
-from dancenow.host import cpu_info
+from dancenow.host import bf16_cap, cpu_info
 
 log = logging.getLogger(__name__)
 
 HINTS = {"bf16": "bf16", "fp32": "f32", "int8": "f32"}
-# oneDNN ISA caps under which OpenVINO can still compile bf16 (anything from AVX-512 up; measured:
-# AVX512_CORE, _VNNI, _BF16, _AMX and ALL compile, AVX2 fails with "object is not initialized").
-_BF16_CAPS = ("AVX512", "AVX10", "ALL")
 _core: ov.Core | None = None
 
 
@@ -65,8 +61,8 @@ def bf16_unavailable() -> str | None:
     info = cpu_info()
     if not info.get("bf16"):
         return f"this CPU ({info.get('model')}) has neither AVX512_BF16 nor AMX"
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or "").upper()
-    if cap and not cap.startswith(_BF16_CAPS):
+    cap = bf16_cap()
+    if cap:
         return f"ONEDNN_MAX_CPU_ISA={cap} caps oneDNN below AVX-512, where OpenVINO cannot compile bf16"
     return None
 

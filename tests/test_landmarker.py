@@ -76,3 +76,34 @@ def test_openvino_landmarks_refuse_what_they_cannot_do() -> None:
         PoseTracker(TrackerConfig(landmarks="openvino", segmentation=True))
     with pytest.raises(DanceNowError, match="unknown landmarks"):
         PoseTracker(TrackerConfig(landmarks="tflite"))
+
+
+def test_an_isa_cap_below_avx512_chooses_what_an_avx2_host_chooses(monkeypatch) -> None:
+    # Under ONEDNN_MAX_CPU_ISA=AVX2 an AMX host cannot compile bf16; the landmark networks asked for
+    # it anyway and the live loop fell back to MediaPipe's own graph (42 ms a frame, not 30 fps).
+    from dancenow import host
+    from dancenow.realtime.pose.landmarker import default_precision
+
+    for cap, usable in (("AVX2", False), ("avx2_vnni", False), ("AVX512_CORE_AMX", None), (None, None)):
+        if cap is None:
+            monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+        else:
+            monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        host.cpu_info.cache_clear()
+        info = host.cpu_info()
+        assert info["bf16_usable"] == (info["bf16"] if usable is None else usable), cap
+        assert default_precision() == ("bf16" if info["bf16_usable"] else "f32")
+    host.cpu_info.cache_clear()
+
+
+def test_the_landmark_network_compiles_under_an_avx2_cap() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("from dancenow.realtime.pose.landmarker import Landmarker; l = Landmarker(1); "
+            "print(l.precision)")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split()[-1] == "f32"

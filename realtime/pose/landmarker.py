@@ -87,7 +87,7 @@ class Roi:
 def default_precision() -> str:
     from dancenow.host import cpu_info
 
-    return "bf16" if cpu_info()["bf16"] else "f32"
+    return "bf16" if cpu_info()["bf16_usable"] else "f32"
 
 
 @functools.lru_cache(maxsize=8)
