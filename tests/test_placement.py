@@ -70,6 +70,11 @@ def test_the_view_is_the_lowest_part_shown():
     assert seen_view(hidden(p, (*HIPS, *KNEES, *ANKLES, *FEET))) == HEAD
     # a point outside the frame is not shown, however confident MediaPipe is about it
     assert seen_view(p.copy(frame_size=(int(p.points[IDX["left_knee"], 1]) - 5, SIZE[1]))) == WAIST
+    # cut between the ankles and the feet: MediaPipe then puts confident ankles on the bottom edge
+    # (a head-to-knees crop of dancer A), but no foot is in view, so the legs are not whole
+    edge = int(p.points[list(ANKLES), 1].max()) + 1
+    assert (p.points[list(FEET), 1] >= edge).all()
+    assert seen_view(p.copy(frame_size=(edge, SIZE[1]))) == KNEES_VIEW
 
 
 def test_the_view_changes_only_after_it_persists():

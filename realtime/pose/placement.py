@@ -72,11 +72,13 @@ def smoothstep(x):
 
 
 def seen_view(pose: Pose, visibility: float = 0.5) -> str:
-    """What this frame shows, from the lowest body part in view (confident and inside the frame)."""
+    """What this frame shows, from the lowest body part in view (confident and inside the frame).
+    Whole takes a foot too: with the frame cut below the knees MediaPipe puts confident ankles on
+    its bottom edge (a head-to-knees crop of dancer A: 10 of 150 frames), never the feet."""
     h, w = pose.frame_size
     p = pose.points
     vis = pose.visible(visibility) & (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
-    if vis[list(ANKLES)].any() and vis[list(KNEES)].any():
+    if vis[list(ANKLES)].any() and vis[list(FEET)].any() and vis[list(KNEES)].any():
         return FULL
     if vis[list(KNEES)].any():
         return KNEES_VIEW
