@@ -41,12 +41,13 @@ def cpu_info() -> dict:
     except OSError:
         pass
     present = [f for f in ISA_FLAGS if f in flags]
+    bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
     return {
         "model": model,
         "cores": os.cpu_count() or 1,
         "flags": present,
-        "bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
-        "bf16_usable": ("avx512_bf16" in flags or "amx_bf16" in flags) and bf16_cap() is None,
+        "bf16": bf16,
+        "bf16_usable": bf16 and bf16_cap() is None,
         # oneDNN (OpenVINO, PyTorch) honours this cap: an AVX-512 host then shows the AVX2 picture
         "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     }

@@ -206,7 +206,7 @@ class PoseTracker:
 
             try:
                 self._face = FaceMesh(self.config.threads, self.config.landmark_precision)
-            except DanceNowError as first:  # e.g. bf16 under ONEDNN_MAX_CPU_ISA=AVX2: try fp32, else go on without
+            except DanceNowError as first:  # e.g. an asked-for bf16 that cannot compile: try fp32, else go on without
                 try:
                     self._face = FaceMesh(self.config.threads, "f32")
                 except DanceNowError:
