@@ -74,6 +74,31 @@ def test_training_learns_the_synthetic_target(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_resuming_on_data_drawn_another_way_says_so(tiny_synth: Path, tmp_path: Path) -> None:
+    """A run resumed after its data folder was prepared again (the arms now drawn over the torso)
+    went on silently, learning two drawings at once: now one line naming what differs, and the
+    checkpoint untouched; the same data resumes."""
+    import shutil
+
+    run = tmp_path / "run"
+    train(tiny_synth, run, steps=2, face_steps=0, progress=False)
+    before = (run / "checkpoint.pt").read_bytes()
+    for name, change, says in (("redrawn", ("renderer", "arms_over_torso"), r"label maps drawn another way \(arms_over_torso differ\)"),
+                               ("other", ("source_sha256", None), "another video")):
+        data = shutil.copytree(tiny_synth, tmp_path / name)
+        manifest = json.loads((data / "manifest.json").read_text())
+        key, sub = change
+        if sub:
+            manifest[key][sub] = not manifest[key][sub]
+        else:
+            manifest[key] = "0" * 64
+        (data / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(DanceNowError, match=f"began on {says}.*new --out folder"):
+            train(data, run, steps=4, face_steps=0, progress=False)
+        assert (run / "checkpoint.pt").read_bytes() == before
+    assert load_checkpoint(train(tiny_synth, run, steps=4, face_steps=0, progress=False))["step"] == 4
+
+
 def test_interrupt_resumes_without_losing_steps(tiny_synth: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "dancenow.cli", "train", str(tiny_synth), "--out", str(run),

@@ -144,6 +144,9 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         ck = load_checkpoint(ckpt_path)
         if ck.get("profile") != prof.name or GeneratorConfig.from_dict(ck["generator_config"]) != prof.generator:
             raise DanceNowError(f"{ckpt_path} was trained with another profile ({ck.get('profile')}): use a new --out folder")
+        if drift := data_drift(ck, data):
+            raise DanceNowError(f"{ckpt_path} began on {drift}: resume with the data it began on, or use a new --out "
+                                "folder (the run's checkpoint is left as it is)")
         G.load_state_dict(ck["generator"])
         steps.update(generator=int(ck.get("step", 0)), enhancer=int(ck.get("enhance_step", 0)),
                      face=int(ck.get("face_step", 0)))
@@ -235,6 +238,21 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     if interrupted:
         raise KeyboardInterrupt  # the CLI prints "interrupted"; the checkpoint holds every finished step
     return ckpt_path
+
+
+def data_drift(ck: dict, data: TargetData) -> str | None:
+    """What differs between the data checkpoint `ck` began on and `data` (None: nothing). A run
+    resumed on label maps drawn another way would learn two drawings at once, while its bundle
+    records only the last one for the live loop to draw."""
+    began = (ck.get("summary") or {}).get("data") or {}
+    old_sha, new_sha = began.get("source_sha256"), data.manifest["source_sha256"]
+    if old_sha and old_sha != new_sha:
+        return f"another video (sha256 {old_sha[:12]}..., the data's is {new_sha[:12]}...)"
+    old, new = ck.get("renderer"), data.manifest["renderer"]
+    if isinstance(old, dict) and old != new:
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return f"label maps drawn another way ({', '.join(keys)} differ)"
+    return None
 
 
 def plate_targets(prof: Profile, data: TargetData) -> np.ndarray | None:
