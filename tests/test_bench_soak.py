@@ -34,7 +34,8 @@ def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path, capsys: py
         assert sum(row["drops_why"].values()) <= row["dropped"] + 1 and set(row["stalls"]) == {"process", "host"}
         assert len(row["drops"]) == sum(row["drops_why"].values())
         assert all(d["slot"] in ("source", "poses") and 0 <= d["at_s"] <= row["seconds"] + 1 for d in row["drops"])
-        assert all(f["stage"] in ("track", "render", "generate", "face", "output") and f["ms"] > 50
+        # kept when over 50 ms, reported to 0.1 ms: a 50.04 ms stage reads 50.0
+        assert all(f["stage"] in ("track", "render", "generate", "face", "output") and f["ms"] >= 50.0
                    for f in row["slow_frames"])
         # when the control ran: it starts with the row (a drop in that window is put down to it)
         assert row["control_ran_s"] and all(-1 < a <= b <= row["seconds"] + 1 for a, b in row["control_ran_s"]), row
