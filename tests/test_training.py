@@ -99,6 +99,7 @@ def test_resuming_on_data_drawn_another_way_says_so(tiny_synth: Path, tmp_path: 
     assert load_checkpoint(train(tiny_synth, run, steps=4, face_steps=0, progress=False))["step"] == 4
 
 
+@pytest.mark.slow
 def test_interrupt_resumes_without_losing_steps(tiny_synth: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "dancenow.cli", "train", str(tiny_synth), "--out", str(run),
