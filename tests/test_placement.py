@@ -125,6 +125,24 @@ def test_desk_performer_gets_the_targets_legs_on_its_floor_arms_unchanged(target
             assert abs(angle(placed, a, b) - angle(performer, a, b)) < 1e-3  # the arms are the performer's
 
 
+def test_a_desk_performer_rising_on_her_toes_keeps_the_lent_feet_on_the_floor(target):
+    """The upper-body map follows her shoulders; lent feet stay within the target's own ankle rows."""
+    placement = Placement(target)
+    lift = []
+    for i in range(72):  # 3 s at a desk; from 1 s her whole body rises by a fifth of the frame
+        up = 0.0 if i < 24 else min(1.0, (i - 24) / 12) * 0.2 * 480
+        performer = waist(pose_at(0.0, SIZE).transformed(1.6, (-40.0, -30.0 - up), (480, 640)))
+        placed = placement.apply(performer, i / FPS)
+        lift.append((placed.points[list(ANKLES), 1].max(), placed.points[IDX["nose"], 1]))
+    ankles, nose = np.array(lift).T
+    stance = placement.stance.ankle_y
+    lo, hi = min(target.ankle_far, stance), max(target.ankle_close, stance)
+    assert (ankles[12:] >= lo - 1e-3).all() and (ankles[12:] <= hi + 1e-3).all()
+    assert abs(ankles[20] - stance) < 0.02 * SIZE[0]  # before she rises: on the stance's floor
+    assert nose[-1] >= nose[20] - (ankles[20] - lo) - 1e-3  # the body rose at most what the floor allows
+    assert np.abs(np.diff(ankles[12:])).max() < 0.03 * SIZE[0]  # no pop
+
+
 @pytest.mark.parametrize("glide", [True, False])
 def test_feet_coming_into_view_glide_in_without_a_jump(target, glide):
     placement = Placement(target, PlacementConfig(switch_seconds=0.8 if glide else 1e-6))

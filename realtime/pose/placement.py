@@ -256,7 +256,21 @@ class Placement:
         step = dt / max(c.blend_seconds, 1e-6)
         self._weights += np.clip(goal - self._weights, -step, step)
         weights = smoothstep(self._weights)
-        return self.stance.complete(placed, weights)
+        return self._on_floor(self.stance.complete(placed, weights), weights)
+
+    def _on_floor(self, pose: Pose, weights: np.ndarray) -> Pose:
+        """Lent feet stay on the target's own floor (its ankles' far..close rows, its stance's
+        included): the upper-body
+        map follows the performer's shoulders, so one who rises on her toes behind a desk would lift
+        the lent legs off the ground (dancer B's head-to-waist crop: 6 frames 1-3 px above the
+        target's standing band). The whole body moves, by the lent feet's weight: no pop."""
+        w = float(weights[list(ANKLES)].min())
+        if w <= 0.0 or not pose.detected:
+            return pose
+        y = float(pose.points[list(ANKLES), 1].max())
+        floor = self.stance.ankle_y
+        shift = min(max(y, min(self.target.ankle_far, floor)), max(self.target.ankle_close, floor)) - y
+        return pose if shift == 0.0 else pose.transformed(1.0, (0.0, w * shift))
 
     def _map(self, pose: Pose, view: str) -> tuple[np.ndarray, np.ndarray, str]:
         """(scale, offset, mode) for this frame, before any glide."""
