@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=_size, default=None, help="label map size HxW (default: frame size)")
     s.set_defaults(func=cmd_pose)
 
-    s = sub.add_parser("bench", help="benchmarks: pose, engines, live, web, soak")
+    s = sub.add_parser("bench", help="benchmarks: pose, engines, live, web, soak, budgets, desk")
     from dancenow.realtime.bench.command import add_arguments
 
     add_arguments(s)

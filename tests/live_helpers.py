@@ -99,17 +99,7 @@ def demo_clip(out: Path, frames: int, size: tuple[int, int] = (512, 320), fps: f
 
 
 def drain(pipeline, timeout: float = 60.0) -> list:
-    """Every output frame of a lossless pipeline until its source ended (in order of output)."""
-    import time
+    """Every output frame of a lossless pipeline until its source ended (`show.drain`)."""
+    from dancenow.realtime.live.show import drain as every_frame
 
-    frames, after = [], 0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pipeline.output.get(after, timeout=0.1)
-        if got is None:
-            if pipeline.finished.is_set():
-                break
-            continue
-        after, f = got
-        frames.append(f)
-    return frames
+    return every_frame(pipeline, timeout)

@@ -14,9 +14,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
+from dancenow.realtime.bench.desk import crop_band
 from dancenow.realtime.media.reader import iter_frames, video_info
 from dancenow.realtime.media.writer import VideoWriter
 
@@ -25,21 +25,8 @@ DESK = (96, 82, 70)  # the colour of what hides the legs in an occluded clip
 
 def cropped(clip: Path, out: Path, top: float, bottom: float, size: tuple[int, int] = (480, 640),
             frames: int | None = None) -> Path:
-    """Rows `top`..`bottom` (fractions of the height) of every frame, the full width centred to
-    the aspect of `size` (h, w) and resized to it: a camera that sees only that band."""
-    info = video_info(clip)
-    h, w = info.size
-    y0, y1 = int(top * h), int(bottom * h)
-    cw = min(w, int(round((y1 - y0) * size[1] / size[0])))
-    x0 = (w - cw) // 2
-    with VideoWriter(out, info.rate, size) as writer:
-        for f in iter_frames(clip, max_frames=frames):
-            band = np.ascontiguousarray(f.image[y0:y1, x0:x0 + cw])
-            if cw < (y1 - y0) * size[1] / size[0] - 1:  # too narrow: pad the sides with the edge
-                pad = int(round((y1 - y0) * size[1] / size[0])) - cw
-                band = cv2.copyMakeBorder(band, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REPLICATE)
-            writer.write(cv2.resize(band, (size[1], size[0]), interpolation=cv2.INTER_AREA))
-    return out
+    """Rows `top`..`bottom` of every frame: a camera that sees only that band (`bench desk`'s)."""
+    return crop_band(clip, out, top, bottom, size, frames)
 
 
 def occluded(clip: Path, out: Path, bottom: Callable[[float], float], frames: int | None = None) -> Path:

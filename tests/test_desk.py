@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dancenow.realtime.bench import desk
 from dancenow.realtime.live.pipeline import PipelineConfig
 from dancenow.realtime.live.show import open_show
 from dancenow.realtime.live.target import Target
 from dancenow.realtime.media.reader import iter_frames
 from dancenow.realtime.pose import skeleton as sk
 from dancenow.realtime.pose.pose import Pose
-from dancenow.realtime.pose.stance import ANKLES, HIPS
-from dancenow.realtime.pose.tracker import PoseTracker, TrackerConfig
+from dancenow.realtime.pose.stance import HIPS
 
 from live_helpers import drain
 from partial_clips import cropped, empty_room, occluded
@@ -46,18 +46,8 @@ def live(clip: Path, bundle: Path) -> list:
 
 
 def standing(images, target: Target) -> np.ndarray:
-    """Per image: whether MediaPipe finds both ankles (visibility above 0.5) inside the target's
-    own standing band (its statistics' far and close ankle positions, with 5 % of the height)."""
-    stats = target.pose_stats
-    h = target.resolution[0]
-    lo, hi = stats.ankle_far / stats.frame_size[0] * h - 0.05 * h, stats.ankle_close / stats.frame_size[0] * h + 0.05 * h
-    ok = []
-    with PoseTracker(TrackerConfig()) as tracker:
-        for i, image in enumerate(images):
-            p = tracker.track(image, i / 24.0)
-            y = p.points[list(ANKLES), 1]
-            ok.append(bool(p.detected and (p.confidence[list(ANKLES)] > 0.5).all() and lo <= y.max() and y.max() <= hi))
-    return np.array(ok)
+    """Per image: the target standing, both ankles in its own band (`bench desk`'s measure)."""
+    return desk.standing(desk.track(images), target)
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +102,20 @@ def test_an_empty_room_shows_the_target_standing(demo_bundle, target, tmp_path):
     assert len(frames) == 96 and all(f.state == "rest" for f in frames)
     ok = standing([f.generated for f in frames], target)
     assert ok.mean() >= 0.95, f"standing in {ok.mean():.0%} of frames"
+
+
+def test_bench_desk_measures_both_crops_through_both_paths(dancer_a, demo_bundle, tmp_path):
+    """`dancenow bench desk`: issue 25's arm and standing measures, on the first 40 frames."""
+    r = desk.run(dancer_a, demo_bundle, keep=tmp_path, frames=40)
+    assert set(r["crops"]) == {"head to waist", "head to knees"}
+    assert r["crops"]["head to waist"]["size"] == [480, 640]
+    for view, c in r["crops"].items():
+        for path in ("run --out (live)", "transfer"):
+            s = c[path]
+            assert s["frames"] == 40, (view, path)
+            assert s["standing"] == 1.0, (view, path)  # a whole target on every frame
+            assert s["left upper arm"] >= 0.8 and s["right upper arm"] >= 0.8, (view, path, s)
+            assert all(0.0 <= s[n] <= 1.0 for n, _, _ in desk.BONES)
+    assert all((tmp_path / f).is_file() for f in ("waist.transfer.mp4", "knees.mp4", "knees.live.mp4"))
+    table = desk.format_table(r)
+    assert "host: " in table and "head to knees" in table and "transfer" in table

@@ -14,7 +14,7 @@ from pathlib import Path
 from dancenow.engines.sizes import add_size_argument
 from dancenow.realtime.bench.widths import parse_widths
 
-WHAT = ("pose", "engines", "live", "web", "soak", "budgets")
+WHAT = ("pose", "engines", "live", "web", "soak", "budgets", "desk")
 
 
 def _positive(text: str) -> int:
@@ -37,6 +37,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--rounds", type=_positive, default=None,
                    help="budgets: interleaved rounds, the median reported (default 3); engines: alternating "
                         "passes the frames are split over (default 2)")
+    s.add_argument("--keep", type=Path, default=None,
+                   help="desk: keep the crops and the target's outputs in this folder (for contact sheets)")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -59,6 +61,10 @@ def run(a: argparse.Namespace, bundle_of: Callable[[str | None], Path]) -> dict:
         from dancenow.realtime.bench import web as b
 
         result = b.run(bundle_of(a.target), seconds=a.seconds, clip=a.clip, size=a.size)
+    elif a.what == "desk":
+        from dancenow.realtime.bench import desk as b
+
+        result = b.run(a.clip, bundle_of(a.target), keep=a.keep, frames=a.frames)
     elif a.what == "budgets":
         from dancenow.realtime.bench import budgets as b
 

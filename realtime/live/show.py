@@ -159,3 +159,21 @@ def open_show(source: str | Source, target: str | os.PathLike | Target, config: 
     except BaseException:
         src.close()
         raise
+
+
+def drain(pipeline: Pipeline, timeout: float = 60.0) -> list[LiveFrame]:
+    """Every output frame of a lossless (unpaced) pipeline until its source ended, in order: how
+    `bench desk` and the tests read a whole clip through the live loop, frame for frame."""
+    frames: list[LiveFrame] = []
+    after = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pipeline.output.get(after, timeout=0.1)
+        if got is None:
+            if pipeline.finished.is_set():
+                break
+            continue
+        after, f = got
+        frames.append(f)
+    return frames
+
