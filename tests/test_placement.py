@@ -125,6 +125,19 @@ def test_desk_performer_gets_the_targets_legs_on_its_floor_arms_unchanged(target
             assert abs(angle(placed, a, b) - angle(performer, a, b)) < 1e-3  # the arms are the performer's
 
 
+def test_the_first_frame_already_stands_on_the_targets_legs(target):
+    """Nothing was drawn before the first frame, so the lent legs do not fade in from the legs
+    MediaPipe guesses below the frame's edge: they are the stance's at once."""
+    guessed = waist(pose_at(0.0, SIZE).transformed(1.6, (-40.0, -30.0), (480, 640)))
+    conf = guessed.confidence.copy()
+    conf[list(ANKLES)] = 0.45  # shown, but guessed: a head-to-knees crop's ankles below its edge
+    pts = guessed.points.copy()
+    pts[list(ANKLES)] = pts[list(HIPS)] + [0.0, 30.0]  # up at the hips
+    placement = Placement(target)
+    placed = placement.apply(guessed.copy(points=pts, confidence=conf), 0.0)
+    assert abs(placed.points[list(ANKLES), 1].max() - placement.stance.ankle_y) < 0.03 * SIZE[0]
+
+
 def test_a_desk_performer_rising_on_her_toes_keeps_the_lent_feet_on_the_floor(target):
     """The upper-body map follows her shoulders; lent feet stay within the target's own ankle rows."""
     placement = Placement(target)

@@ -4,7 +4,7 @@ The clip is cropped as a webcam at a desk sees it, head to waist and head to kne
 measured on the clip itself with MediaPipe, so any shared clip serves), and each crop goes
 through the live pipeline unpaced and lossless (what `dancenow run --source FILE --out` runs)
 and through `dancenow transfer`. A real MediaPipe then reads the performer's frames and the
-target's: per arm bone, the share of frames whose angle is within 20 degrees of the performer's;
+target's as both write them (H.264 files): per arm bone, the share of frames whose angle is within 20 degrees of the performer's;
 and the share of frames in which the target stands, both ankles seen (visibility above 0.5)
 inside its own standing band (so never a body cut off at the waist).
 """
@@ -129,15 +129,19 @@ def score(performer: np.ndarray, poses: list[Pose], target: Target) -> dict:
     return r
 
 
-def _live(clip: Path, target: Target) -> list[np.ndarray]:
-    """What `dancenow run --source CLIP --out` makes of `clip`, unpaced so that no frame drops
-    and output frame i is the performer's frame i."""
+def _live(clip: Path, target: Target, out: Path) -> list[np.ndarray]:
+    """What `dancenow run --source CLIP --out OUT` makes of `clip`, read back from the file it
+    writes; unpaced, so that no frame drops and output frame i is the performer's frame i."""
     from dancenow.realtime.live.pipeline import PipelineConfig
     from dancenow.realtime.live.show import drain, open_show
 
     show = open_show(clip, target, PipelineConfig(), paced=False)
     with show.pipeline as pipeline:
-        return [f.generated for f in drain(pipeline, timeout=1800.0)]
+        frames = drain(pipeline, timeout=1800.0)
+    with VideoWriter(out, video_info(clip).rate, target.resolution) as writer:
+        for f in frames:
+            writer.write(f.generated)
+    return [f.image for f in iter_frames(out)]
 
 
 def _transfer(clip: Path, target: Target, out: Path) -> list[np.ndarray]:
@@ -159,12 +163,8 @@ def run(clip: str | Path | None, bundle: Path, keep: Path | None = None, frames:
                   "host": host(), "crops": {}}
         for view, crop in crops(clip, folder, frames).items():
             performer = np.array([arm_angles(p) for p in track([f.image for f in iter_frames(crop)])])
-            paths = {"run --out (live)": _live(crop, target),
+            paths = {"run --out (live)": _live(crop, target, folder / f"{crop.stem}.live.mp4"),
                      "transfer": _transfer(crop, target, folder / f"{crop.stem}.transfer.mp4")}
-            if keep:
-                with VideoWriter(folder / f"{crop.stem}.live.mp4", video_info(crop).rate, target.resolution) as w:
-                    for image in paths["run --out (live)"]:
-                        w.write(image)
             result["crops"][view] = {"size": list(video_info(crop).size),
                                      **{k: score(performer, track(v), target) for k, v in paths.items()}}
     result["seconds"] = round(time.perf_counter() - t0, 1)

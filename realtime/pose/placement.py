@@ -249,11 +249,14 @@ class Placement:
         self._last = (scale, offset)
         placed = pose.transformed(scale, tuple(offset), size)
         placed.extras.update(view=view, placement=mode, norm_scale=float(scale.mean()))
-        dt = 1 / 30 if self._last_t is None else min(max(t - self._last_t, 0.0), 1.0)
+        first = self._last_t is None
+        dt = 1 / 30 if first else min(max(t - self._last_t, 0.0), 1.0)
         self._last_t = t
         goal = np.zeros(sk.NUM_BODY, np.float32)
         goal[list(LENT[view])] = 1.0
         step = dt / max(c.blend_seconds, 1e-6)
+        if first:  # nothing was drawn before: no fade from the performer's guessed legs (a
+            self._weights = goal.copy()  # head-to-knees crop's first frame showed crossed ones)
         self._weights += np.clip(goal - self._weights, -step, step)
         weights = smoothstep(self._weights)
         return self._on_floor(self.stance.complete(placed, weights), weights)
