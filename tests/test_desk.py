@@ -119,3 +119,23 @@ def test_bench_desk_measures_both_crops_through_both_paths(dancer_a, demo_bundle
     assert all((tmp_path / f).is_file() for f in ("waist.transfer.mp4", "knees.mp4", "knees.live.mp4"))
     table = desk.format_table(r)
     assert "host: " in table and "head to knees" in table and "transfer" in table
+
+
+def test_dancer_b_at_a_desk_moves_the_targets_arms(demo_bundle, tmp_path):
+    """Issue 25's first check on the clip README reports it with (dancer B, 288 frames): every arm
+    bone within 20 degrees of hers, the target standing in its band on every frame. Transfer is
+    held to the bar itself (98.6 % at its lowest on an Intel Xeon with AVX-512 VNNI); the live
+    path's weakest bone was 92.4 % there and INT8 kernels move such figures by 2-4 points from
+    host to host, so it is held to 85 % here as a guard, and README gives the measured figures."""
+    from footage import CLIPS
+
+    clip = CLIPS / "dancer_b_red_skirt_full_body.mp4"
+    if not clip.is_file():
+        pytest.skip(f"needs {clip} (../shared/data)")
+    r = desk.run(clip, demo_bundle, keep=tmp_path)
+    for view, c in r["crops"].items():
+        for path, bar in (("transfer", desk.BAR), ("run --out (live)", 0.85)):
+            s = c[path]
+            assert s["standing"] == 1.0, (view, path)
+            low = {n: s[n] for n, _, _ in desk.BONES if s[n] < bar}
+            assert not low, (view, path, low)
