@@ -16,17 +16,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from dancenow.realtime.bench.desk import crop_band
+from dancenow.realtime.bench.desk import crop_band as cropped  # noqa: F401  (a camera that sees only a band)
 from dancenow.realtime.media.reader import iter_frames, video_info
 from dancenow.realtime.media.writer import VideoWriter
 
 DESK = (96, 82, 70)  # the colour of what hides the legs in an occluded clip
-
-
-def cropped(clip: Path, out: Path, top: float, bottom: float, size: tuple[int, int] = (480, 640),
-            frames: int | None = None) -> Path:
-    """Rows `top`..`bottom` of every frame: a camera that sees only that band (`bench desk`'s)."""
-    return crop_band(clip, out, top, bottom, size, frames)
 
 
 def occluded(clip: Path, out: Path, bottom: Callable[[float], float], frames: int | None = None) -> Path:

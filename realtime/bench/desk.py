@@ -4,9 +4,10 @@ The clip is cropped as a webcam at a desk sees it, head to waist and head to kne
 measured on the clip itself with MediaPipe, so any shared clip serves), and each crop goes
 through the live pipeline unpaced and lossless (what `dancenow run --source FILE --out` runs)
 and through `dancenow transfer`. A real MediaPipe then reads the performer's frames and the
-target's as both write them (H.264 files): per arm bone, the share of frames whose angle is within 20 degrees of the performer's;
-and the share of frames in which the target stands, both ankles seen (visibility above 0.5)
-inside its own standing band (so never a body cut off at the waist).
+target's as both write them (H.264 files): per arm bone, the share of frames whose angle is
+within 20 degrees of the performer's; and the share of frames in which the target stands, both
+ankles seen (visibility above 0.5) inside its own standing band (so never a body cut off at the
+waist).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dancenow.errors import DanceNowError
 from dancenow.host import describe_cpu
 from dancenow.realtime.bench.common import default_clip, host
 from dancenow.realtime.live.target import Target
@@ -75,8 +77,6 @@ def bands(clip: Path, step: int = 5) -> dict[str, float]:
     info = video_info(clip)
     poses = [p for p in track([f.image for f in iter_frames(clip)][::step]) if p.detected]
     if not poses:
-        from dancenow.errors import DanceNowError
-
         raise DanceNowError(f"MediaPipe finds nobody in {clip}: use a clip that shows one person, head to feet")
     h = info.size[0]
 

@@ -176,4 +176,3 @@ def drain(pipeline: Pipeline, timeout: float = 60.0) -> list[LiveFrame]:
         after, f = got
         frames.append(f)
     return frames
-

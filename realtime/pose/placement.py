@@ -263,10 +263,10 @@ class Placement:
 
     def _on_floor(self, pose: Pose, weights: np.ndarray) -> Pose:
         """Lent feet stay on the target's own floor (its ankles' far..close rows, its stance's
-        included): the upper-body
-        map follows the performer's shoulders, so one who rises on her toes behind a desk would lift
-        the lent legs off the ground (dancer B's head-to-waist crop: 6 frames 1-3 px above the
-        target's standing band). The whole body moves, by the lent feet's weight: no pop."""
+        included): the upper-body map follows the performer's shoulders, so one who rises on her
+        toes behind a desk would lift the lent legs off the ground (dancer B's head-to-waist crop:
+        6 frames 1-3 px above the target's standing band). The whole body moves, by the lent
+        feet's weight: no pop."""
         w = float(weights[list(ANKLES)].min())
         if w <= 0.0 or not pose.detected:
             return pose
