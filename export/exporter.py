@@ -51,9 +51,10 @@ TRT_PRECISIONS = ("fp32", "fp16", "int8")
 FORMAT_ARTIFACTS = {"onnx": ("onnx", "fp32"), "ort-int8": ("onnx", "int8"), "openvino": ("openvino", "fp32"),
                     "openvino-int8": ("openvino", "int8")}
 SAMPLES = "samples.npz"
-# What this export-engine writes, by generation: 2 = v2's output stage as a PhaseHead (3 Dec 2026).
+# What this export-engine writes, by generation: 2 = v2's output stage as a PhaseHead (3 Dec 2026);
+# 3 = OpenVINO INT8 with 7-bit weights in every layer (7 Dec 2026: openvino_ir.write_int8).
 # ensure_bundle rebuilds a cached bundle of an older form; bundles elsewhere load as they are.
-FORM = 2
+FORM = 3
 MIN_OPSET = 17
 GEN_IO = (("pose", "previous"), "frame")
 ALPHA = "alpha"  # an alpha generator's second output: 1x1xHxW in [0, 1], for other backgrounds live

@@ -123,6 +123,7 @@ def test_old_bundle_without_ir_still_loads(demo_bundle, tmp_path, cache, monkeyp
 def test_cached_bundle_without_ir_is_rebuilt_by_ensure_bundle(demo_bundle, tmp_path):
     from dancenow.demo import assets
     from dancenow.export.bundle_cache import stale_reason
+    from dancenow.export.exporter import FORM
 
     if os.environ.get("DANCENOW_TEST_BUNDLE"):
         pytest.skip("DANCENOW_TEST_BUNDLE is not the demo checkpoint's bundle")
@@ -135,7 +136,10 @@ def test_cached_bundle_without_ir_is_rebuilt_by_ensure_bundle(demo_bundle, tmp_p
     m = read_manifest(b, verify=False)
     m.export.pop("form")
     write_manifest(b, m)
-    assert "older export-engine (form 1 < 2)" in stale_reason(assets.DEMO_CHECKPOINT, b)
+    assert f"older export-engine (form 1 < {FORM})" in stale_reason(assets.DEMO_CHECKPOINT, b)
+    m.export["form"] = FORM - 1  # and one quantized before every layer's weights were 7-bit
+    write_manifest(b, m)
+    assert f"(form {FORM - 1} < {FORM})" in stale_reason(assets.DEMO_CHECKPOINT, b)
 
 
 # --- auto: picks, remembers, measures again ----------------------------------------------------
@@ -236,3 +240,42 @@ def test_quieting_nncf_leaves_other_handlers_alone() -> None:
         assert not nncf_log.isEnabledFor(logging.INFO) and nncf_log.isEnabledFor(logging.ERROR)
     finally:
         nncf_log.removeHandler(theirs)
+
+
+@pytest.mark.slow
+def test_the_hd_generators_int8_keeps_parity_on_a_cpu_without_vnni(tmp_path):
+    """NNCF's default INT8 gave the HD demo's 512x384 generator 31.5 dB against fp32 under
+    ONEDNN_MAX_CPU_ISA=AVX2 (8-bit weights saturate AVX2's int16 pair sums; 44 dB with VNNI): an
+    AVX2 laptop forced to 512 got a grainy picture. Export now quantizes with 7-bit weights."""
+    import pickle
+
+    from dancenow.demo.assets import DEMO_HD_CHECKPOINT
+    from dancenow.export import openvino_ir
+    from dancenow.export.calibration import synthetic
+    from dancenow.export.exporter import GEN_IO, to_onnx
+    from dancenow.realtime.pose.renderer import RenderConfig
+    from dancenow.training.checkpoint import build_generator, load_checkpoint
+
+    ck = load_checkpoint(DEMO_HD_CHECKPOINT)
+    generator, size = build_generator(ck), tuple(ck["resolution"])
+    calib, held = synthetic(generator, size, RenderConfig.from_dict(ck["renderer"]), None, 12, 4)
+    (tmp_path / "generator.onnx").write_bytes(to_onnx(generator, size, GEN_IO, 17, True).SerializeToString())
+    openvino_ir.write_fp32(tmp_path / "generator.onnx", tmp_path, "generator", "generator", GEN_IO, size,
+                           [], [], 1e-3, 40.0)
+    _, report = openvino_ir.write_int8(tmp_path / "generator.xml", tmp_path, "q", "generator", calib.feeds(),
+                                       held.feeds(), held.outputs, 30.0, False)
+    assert "overflow fix" in report["scheme"]
+    (tmp_path / "feeds.pkl").write_bytes(pickle.dumps(held.feeds()))
+    code = f"""
+import pickle
+from pathlib import Path
+from dancenow.export.openvino_ir import run_ir
+from dancenow.export.parity import parity
+d = Path({str(tmp_path)!r})
+feeds = pickle.loads((d / "feeds.pkl").read_bytes())
+print(parity(run_ir(d / "generator.xml", feeds, "fp32"), run_ir(d / "q.xml", feeds, "int8"))["psnr_db"])
+"""
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) >= 40.0
