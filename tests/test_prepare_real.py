@@ -68,7 +68,7 @@ def test_the_face_stage_weighs_the_mouth_below_the_nose(dancer_a_data: Path) -> 
 
     data = load_prepared(dancer_a_data)
     idx = np.array([i for i in range(data.n_train - 1) if data.face_boxes[i + 1]])
-    w = mouth_weights(data, idx, [data.face_boxes[i + 1] for i in idx]).numpy()[:, 0]
+    w = mouth_weights(data, idx + 1, [data.face_boxes[i + 1] for i in idx]).numpy()[:, 0]
     c = data.face_crop
     covered = w.reshape(len(idx), -1).mean(1)
     assert (covered > 0).mean() >= 0.95 and covered.max() < 0.4, covered  # found, and a part of the face

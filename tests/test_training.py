@@ -253,3 +253,27 @@ def test_training_to_a_wall_clock_budget_plans_its_steps_and_keeps_the_plan(tiny
     again = load_checkpoint(ckpt)
     assert (again["step"], again["face_step"]) == (ck["step"], ck["face_step"])
     assert again["summary"]["budget"] == plan
+
+
+def test_a_temporal_face_discriminator_judges_two_consecutive_crops(tiny_synth: Path, tmp_path: Path) -> None:
+    """With `face_temporal` the face discriminator takes both frames' label and face crops (12
+    channels, t before t+1), trains, and a run begun with the single-frame one is refused."""
+    from dataclasses import replace
+
+    from dancenow.training.stages import pairs_for_d
+
+    labels, faces = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 2, 2), -torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 2, 2)
+    d_in = pairs_for_d(labels, faces, 2)  # batch 2, frames t (rows 0-1) then t+1 (rows 2-3)
+    assert d_in.shape == (2, 12, 2, 2)
+    assert [float(d_in[0, c, 0, 0]) for c in (0, 3, 6, 9)] == [0.0, 2.0, 0.0, -2.0]
+    assert pairs_for_d(labels, faces, 1).shape == (4, 6, 2, 2)
+
+    prof = replace(get_profile("cpu-realtime"), face_temporal=True)
+    ck = load_checkpoint(train(tiny_synth, tmp_path / "run", prof, steps=2, face_steps=3, progress=False))
+    assert ck["face_step"] == 3 and build_face(ck) is not None
+    first = next(v for k, v in ck["train_state"]["FD"].items() if k.endswith("weight"))
+    assert first.shape[1] == 12, first.shape
+    single = tmp_path / "single"
+    train(tiny_synth, single, steps=2, face_steps=2, progress=False)
+    with pytest.raises(DanceNowError, match="FD differs"):
+        train(tiny_synth, single, prof, steps=2, face_steps=4, progress=False)

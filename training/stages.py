@@ -164,52 +164,66 @@ def frame_terms(run: Run, idx: np.ndarray, out: tuple, r0: torch.Tensor, r1: tor
 
 def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: torch.optim.Optimizer,
                opt_FD: torch.optim.Optimizer, total: int) -> tuple[int, bool]:
-    """The face residual net on the crops of the frozen generator's frames."""
+    """The face residual net on the crops of the frozen generator's frames. With
+    `prof.face_temporal` its discriminator judges two consecutive crops (frames t and t+1, both cut
+    at frame t+1's box, with their labels): EDN's temporal discriminator at the face's own scale,
+    so that a mouth or an eye that flickers between frames is judged as fake."""
     prof, data = run.prof, run.data
     with_face = [i for i in data.pairs(0, data.n_train) if data.face_boxes[i + 1] is not None]
     if not with_face:
         raise DanceNowError(f"no face was found in {data.root}'s training frames: train with --no-face")
     G.eval().requires_grad_(False)
     F_model, FD_model = wrap_ddp(F_net, run.world, run.device), wrap_ddp(FD, run.world, run.device)
+    frames = (0, 1) if prof.face_temporal else (1,)  # which of the pair's frames the face net refines
     step = run.steps["face"]
     stage = run.make_stage("face", step, total)
     interrupted = False
     while step < total and not (interrupted := run.stopped()):
         set_lr(prof, step, total, opt_F, opt_FD)
         idx = run.sample(with_face)
-        with torch.no_grad():
-            l0, l1 = run.images(data.labels, idx, False), run.images(data.labels, idx + 1, False)
-            f1 = TemporalPair(G, run.temporal)(l0, l1)[1]
-            r1 = run.images(run.real, idx + 1, False)
         crops = [data.face_boxes[i + 1] for i in idx]
-        lc, gc, rc = (cut(t, crops) for t in (l1, f1, r1))
+        with torch.no_grad():
+            ls = run.images(data.labels, idx, False), run.images(data.labels, idx + 1, False)
+            fs = TemporalPair(G, run.temporal)(*ls)[:2]
+            lc, gc, rc = (torch.cat([cut(t[k], crops) for k in frames])
+                          for t in (ls, fs, [run.images(run.real, idx + k, False) for k in (0, 1)]))
         with run.mixed():
-            fc = F_model(lc, gc)
+            fc = F_model(lc, gc)  # the chosen frames stacked along the batch: (len(frames) * B, 3, c, c)
             FD.requires_grad_(run.world > 1)
-            fake, real = torch.cat([lc, fc], 1), torch.cat([lc, rc], 1)
+            fake, real = pairs_for_d(lc, fc, len(frames)), pairs_for_d(lc, rc, len(frames))
             f_gan, f_feat = adversarial(FD_model, fake, real, prof.lambda_feat)
             losses = {"f_gan": f_gan, "f_feat": f_feat, "f_l1": l1_loss(fc, rc) * prof.lambda_face_l1}
             if prof.lambda_mouth:
-                m = mouth_weights(data, idx, crops).to(run.device)
+                m = torch.cat([mouth_weights(data, idx + k, crops) for k in frames]).to(run.device)
                 losses["f_mouth"] = (torch.abs(fc - rc) * m).sum() / (m.sum() * fc.shape[1]).clamp_min(1.0) * prof.lambda_mouth
             if run.vgg is not None:
                 losses["f_vgg"] = run.vgg(fc.float(), rc) * prof.lambda_vgg
         gan_update(losses, opt_F, FD, FD_model, fake, real, opt_FD, run.scaler, run.mixed, "fd")
         step = run.steps["face"] = step + 1
         total = replan(run.budget, "face", step, total, stage)
-        stage.after(step, losses, (lc, fc, rc))
+        n = len(idx)
+        stage.after(step, losses, (lc[-n:], fc[-n:], rc[-n:]))
     stage.close()
     return total, interrupted
 
 
+def pairs_for_d(labels: torch.Tensor, faces: torch.Tensor, frames: int) -> torch.Tensor:
+    """The face discriminator's input: label and face crops side by side, and with two frames
+    (stacked along the batch, t first) both frames' labels then both faces (12 channels)."""
+    if frames == 1:
+        return torch.cat([labels, faces], 1)
+    (l0, l1), (f0, f1) = labels.chunk(2), faces.chunk(2)
+    return torch.cat([l0, l1, f0, f1], 1)
+
+
 def mouth_weights(data: TargetData, idx: np.ndarray, crops: list) -> torch.Tensor:
-    """(B, 1, crop, crop): 1 around the lips of each pair's second frame inside its face crop, 0
+    """(B, 1, crop, crop): 1 around the lips of each frame `idx` inside its face crop, 0
     elsewhere (and all 0 without a mesh): the mouth is a few pixels of the crop, so the crop's L1
     hardly sees whether it opens."""
     c = data.face_crop
     w = torch.zeros(len(idx), 1, c, c)
     for k, (i, (x0, y0, _, _)) in enumerate(zip(idx, crops, strict=True)):
-        if (b := mouth_box(data.poses[i + 1], data.size)) is not None:
+        if (b := mouth_box(data.poses[i], data.size)) is not None:
             w[k, 0, max(0, b[1] - y0):max(0, b[3] - y0), max(0, b[0] - x0):max(0, b[2] - x0)] = 1.0
     return w
 

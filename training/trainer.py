@@ -70,7 +70,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
     """Train (or resume training) a target; returns the checkpoint path.
 
     `minutes`: a wall-clock budget instead of step counts: each stage's steps are set from its
-    measured speed (`runtime.Budget`; the face stage gets the last 15%). A resumed run keeps the
+    measured speed (`runtime.Budget`; the face stage gets the last `prof.face_share`). A resumed run keeps the
     plan its first run made. `report`: a folder where each stage keeps progress.json (step, total,
     ETA, losses) and preview.png (label | generated | real) up to date, for a page to show.
 
@@ -127,7 +127,8 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
         if bf16 and d is not None:
             d.to(memory_format=torch.channels_last)
     F_net = FaceGenerator(prof.face).to(device) if face else None
-    FD = MultiscaleDiscriminator(prof.face_discriminator).to(device) if face else None
+    fd_cfg = DiscriminatorConfig(**{**prof.face_discriminator.to_dict(), "in_channels": 12 if prof.face_temporal else 6})
+    FD = MultiscaleDiscriminator(fd_cfg).to(device) if face else None
     opt = lambda params: torch.optim.Adam(params, lr=prof.lr, betas=(prof.beta1, 0.999))  # noqa: E731
     opt_G, opt_D = opt((G.coarse if hd else G).parameters()), opt(D.parameters())
     opt_E, opt_D2 = (opt(G.parameters()), opt(D2.parameters())) if hd else (None, None)
@@ -171,7 +172,7 @@ def train(data_dir: str | os.PathLike, out: str | os.PathLike, profile: str | Pr
                      f", enhancer step {steps['enhancer']}" if hd else "")
         summary.setdefault("resumed_at", []).append([steps["generator"], steps["face"]])
 
-    face_share = 0.15 if face else 0.0
+    face_share = prof.face_share if face else 0.0
     shares = [("generator", prof.coarse_share), ("enhancer", 1 - prof.coarse_share)] if hd else [("generator", 1.0)]
     budget = Budget(minutes, summary, [(n, f * (1 - face_share)) for n, f in shares] + [("face", face_share)]) \
         if minutes else None
