@@ -252,14 +252,14 @@ def test_the_hd_generators_int8_keeps_parity_on_a_cpu_without_vnni(tmp_path):
     from dancenow.demo.assets import DEMO_HD_CHECKPOINT
     from dancenow.export import openvino_ir
     from dancenow.export.calibration import synthetic
-    from dancenow.export.exporter import GEN_IO, to_onnx
+    from dancenow.export.exporter import GEN_IO, MIN_OPSET, to_onnx
     from dancenow.realtime.pose.renderer import RenderConfig
     from dancenow.training.checkpoint import build_generator, load_checkpoint
 
     ck = load_checkpoint(DEMO_HD_CHECKPOINT)
     generator, size = build_generator(ck), tuple(ck["resolution"])
     calib, held = synthetic(generator, size, RenderConfig.from_dict(ck["renderer"]), None, 12, 4)
-    (tmp_path / "generator.onnx").write_bytes(to_onnx(generator, size, GEN_IO, 17, True).SerializeToString())
+    (tmp_path / "generator.onnx").write_bytes(to_onnx(generator, size, GEN_IO, MIN_OPSET, True).SerializeToString())
     openvino_ir.write_fp32(tmp_path / "generator.onnx", tmp_path, "generator", "generator", GEN_IO, size,
                            [], [], 1e-3, 40.0)
     _, report = openvino_ir.write_int8(tmp_path / "generator.xml", tmp_path, "q", "generator", calib.feeds(),

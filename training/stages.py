@@ -185,8 +185,8 @@ def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: t
         with torch.no_grad():
             ls = run.images(data.labels, idx, False), run.images(data.labels, idx + 1, False)
             fs = TemporalPair(G, run.temporal)(*ls)[:2]
-            lc, gc, rc = (torch.cat([cut(t[k], crops) for k in frames])
-                          for t in (ls, fs, [run.images(run.real, idx + k, False) for k in (0, 1)]))
+            reals = {k: run.images(run.real, idx + k, False) for k in frames}  # only the frames refined
+            lc, gc, rc = (torch.cat([cut(t[k], crops) for k in frames]) for t in (ls, fs, reals))
         with run.mixed():
             fc = F_model(lc, gc)  # the chosen frames stacked along the batch: (len(frames) * B, 3, c, c)
             FD.requires_grad_(run.world > 1)
