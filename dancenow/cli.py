@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--enhance-steps", type=int, default=None, help="cpu-hd: enhancer steps (default: the profile's)")
     s.add_argument("--face-steps", type=int, default=None, help="face stage steps (default: the profile's)")
     s.add_argument("--minutes", type=float, default=None, help="a wall-clock budget instead of step counts: the "
-                   "steps are set from the measured speed (the face stage gets the last 15%%)")
+                   "steps are set from the measured speed (the face stage gets the last share: 15%% of the time, cpu-hd 25%%)")
     s.add_argument("--vgg-weights", default=None, help="local VGG19 weights for the perceptual loss")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-temporal", action="store_true", help="ablation: no previous-frame input")

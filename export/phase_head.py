@@ -36,22 +36,36 @@ def is_v2_head(model: nn.Sequential) -> bool:
             and conv.stride == (1, 1) and conv.padding == (1, 1) and conv.padding_mode == "reflect" and conv.groups == 1)
 
 
-class PhaseHead(nn.Module):
-    """Half-resolution features -> (frame, alpha or None) at full resolution, as described above."""
+class PhaseLogits(nn.Module):
+    """`conv(bilinear x2 (x))` run as phases, exact: v2's head up to its logits (what a residual
+    enhancer reads of the coarse network), and the base of PhaseHead."""
 
-    def __init__(self, conv: nn.Conv2d, colours: int, plate: torch.Tensor | None):
+    def __init__(self, conv: nn.Conv2d):
         super().__init__()
         self.conv = conv  # the original layer: the ring
-        self.colours = colours
         # No padding: it computes the interior; the outermost ring of phases comes from the strips.
         self.phase = nn.Conv2d(conv.in_channels, conv.out_channels * 4, 3)
         with torch.no_grad():
             self.phase.weight.copy_(phase_kernel(conv.weight))
             self.phase.bias.copy_(conv.bias.repeat_interleave(4))
+
+    def phased(self, x: torch.Tensor) -> torch.Tensor:
+        return phases(x, self.conv, self.phase(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.phased(x), 2)
+
+
+class PhaseHead(PhaseLogits):
+    """Half-resolution features -> (frame, alpha or None) at full resolution, as described above."""
+
+    def __init__(self, conv: nn.Conv2d, colours: int, plate: torch.Tensor | None):
+        super().__init__(conv)
+        self.colours = colours
         self.register_buffer("plate", None if plate is None else F.pixel_unshuffle(plate, 2), persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        y = phases(x, self.conv, self.phase(x))
+        y = self.phased(x)
         c = 4 * self.colours
         if self.plate is None:
             return F.pixel_shuffle(torch.tanh(y[:, :c]), 2), None
@@ -93,6 +107,8 @@ class DeployHD(nn.Module):
         self.config = c = generator.config
         self.coarse_trunk = generator.coarse.model[:-2]
         self.enhancer = generator.enhancer
+        # enhance_residual: the coarse network's own head (phases) gives the logits its head reads
+        self.coarse_head = PhaseLogits(generator.coarse.model[-1]) if c.enhance_residual else None
         if not isinstance(self.enhancer.stem[0], nn.PixelUnshuffle):
             raise ValueError("DeployHD expects the enhancer's stem to start with PixelUnshuffle(2)")
         self.head = PhaseHead(generator.enhancer.head[-1], c.out_channels, generator.plate)
@@ -106,7 +122,11 @@ class DeployHD(nn.Module):
     def layers(self, pose: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         folded = torch.cat([F.pixel_unshuffle(pose, 2), F.pixel_unshuffle(previous, 2)], dim=1)  # = of the pair
         e = self.enhancer
-        return self.head(e.blocks(e.stem[1:](folded) + e.bridge(self.coarse_trunk(self.average(folded)))))
+        trunk = self.coarse_trunk(self.average(folded))
+        y = e.blocks(e.stem[1:](folded) + e.bridge(trunk))
+        if self.coarse_head is not None:
+            y = torch.cat([y, self.coarse_head(trunk)], 1)
+        return self.head(y)
 
 
 def deploy_form(generator: nn.Module) -> nn.Module:

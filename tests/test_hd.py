@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.nn.functional import avg_pool2d
+from torch.nn.functional import avg_pool2d, interpolate
 
 from dancenow.engines.bundle import read_manifest
 from dancenow.engines.sizes import open_sized
@@ -72,9 +72,10 @@ def test_hd_runs_one_convolution_at_full_size_and_its_coarse_net_alone_makes_the
     assert count_gflop(g, x, x) < count_gflop(v2, x, x)
 
 
-def test_the_deployed_form_is_the_same_function() -> None:
+@pytest.mark.parametrize("residual", [True, False])
+def test_the_deployed_form_is_the_same_function(residual: bool) -> None:
     torch.manual_seed(0)
-    g = Generator(HD.generator).eval()
+    g = Generator(replace(HD.generator, enhance_residual=residual)).eval()
     g.set_plate(_plate(*SIZE))
     for p in g.parameters():
         p.data += 0.02 * torch.randn_like(p)
@@ -84,6 +85,22 @@ def test_the_deployed_form_is_the_same_function() -> None:
     with torch.no_grad():
         for a, b in zip(g.layers(x, y), d.layers(x, y), strict=True):
             assert (a - b).abs().max() < 1e-5
+
+
+def test_a_residual_enhancer_starts_as_its_half_frame_upscaled() -> None:
+    """Before the enhancer stage the full-size frame is the coarse network's, bilinear x2 (its logits
+    upscaled, then composited): the enhancer learns only what to add."""
+    assert HD.generator.enhance_residual
+    torch.manual_seed(0)
+    g = Generator(HD.generator).eval()
+    g.set_plate(_plate(*SIZE))
+    x, y = (torch.rand(1, 3, *SIZE) * 2 - 1 for _ in range(2))
+    with torch.no_grad():
+        frame, alpha = g.layers(x, y)
+        logits = g.coarse._head(g.coarse.model[:-2](avg_pool2d(torch.cat([x, y], 1), 2)))
+        up = g._compose(interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False), False)
+    assert (frame - up[0]).abs().max() < 1e-4 and (alpha - up[1]).abs().max() < 1e-4
+    assert frame.std() > 0.01  # not trivially equal: the coarse network draws something
 
 
 def test_budget_gives_each_stage_its_share_in_order() -> None:
@@ -107,10 +124,12 @@ def test_stages_train_coarse_then_enhancer_with_the_coarse_net_frozen_first(synt
 
     # Let go (fix_global 0.0), the coarse trunk trains for the enhancer, and its own head (which the
     # full-size frame never uses) only through the half-size loss: without it the half size drifted.
+    # A residual enhancer reads that head's logits, so it then trains through the full-size frame too.
     head = [k for k in coarse if k.startswith(f"coarse.model.{len(Generator(HD.generator).coarse.model) - 1}.")]
-    for weight, head_moves in ((0.5, True), (0.0, False)):
-        free = replace(HD, fix_global=0.0, lambda_coarse=weight)
-        run = tmp_path / f"free{weight}"
+    for weight, residual, head_moves in ((0.5, False, True), (0.0, False, False), (0.0, True, True)):
+        free = replace(HD, fix_global=0.0, lambda_coarse=weight,
+                       generator=replace(HD.generator, enhance_residual=residual))
+        run = tmp_path / f"free{weight}{residual}"
         train(synth, run, profile=free, steps=4, enhance_steps=0, face=False, progress=False)
         before = load_checkpoint(run)["generator"]
         train(synth, run, profile=free, steps=4, enhance_steps=4, face=False, progress=False)

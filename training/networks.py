@@ -41,6 +41,10 @@ class GeneratorConfig:
     enhance: bool = False
     ngf_enhance: int = 16
     n_blocks_enhance: int = 2
+    # HD: the enhancer's head also reads the coarse network's own logits (colour and alpha at half
+    # size), initialised to pass them through bilinear x2 unchanged: the full-size frame starts as
+    # the upscaled half-size one and the enhancer learns what to add (training/enhancer.py).
+    enhance_residual: bool = False
 
     @property
     def factor(self) -> int:
@@ -179,7 +183,8 @@ class Generator(nn.Module):
         if c.local_enhancer:
             return self.local_up(self.local_down(x) + self.global_net(self.downsample(x))), None
         if c.enhance:  # the coarse trunk on the half-size input; the enhancer at full size
-            y = self.enhancer(x, self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2)))
+            trunk = self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2))
+            y = self.enhancer(x, trunk, self.coarse._head(trunk) if c.enhance_residual else None)
         elif c.fold:
             y = self._head(self.model[:-2](x))
         else:
@@ -193,7 +198,9 @@ class Generator(nn.Module):
         and a blurred face)."""
         x = torch.cat([pose, previous], dim=1)
         trunk = self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2))
-        return (*self._compose(self.enhancer(x, trunk), True), *self.coarse._compose(self.coarse._head(trunk), True))
+        half = self.coarse._head(trunk)
+        full = self.enhancer(x, trunk, half if self.config.enhance_residual else None)
+        return (*self._compose(full, True), *self.coarse._compose(half, True))
 
     def _head(self, trunk: torch.Tensor) -> torch.Tensor:
         """v2's head (bilinear x2, 3x3 convolution) run as its phases: the same function, faster."""
