@@ -10,8 +10,9 @@ phase form). With `enhance_residual` that convolution also reads the coarse netw
 (at half size, as the features), its weights on them set to pass them through and the rest to
 zero: the enhancer stage starts from the upscaled half-size frame and learns what to add. Without
 it, the full-size frame began from nothing and after 45 minutes was still below its own half size
-upscaled (dancer B, PSNR 21.39 vs 21.61 dB). Thin layers at full resolution cost far more than their FLOPs (issue 24: an
-8-channel full-resolution enhancer took 32 ms for 4.9 GFLOP), hence the fold.
+upscaled (dancer B, PSNR 21.39 vs 21.61 dB). Thin layers at full resolution cost far more than
+their FLOPs (issue 24: an 8-channel full-resolution enhancer took 32 ms for 4.9 GFLOP), hence the
+fold.
 """
 
 from __future__ import annotations

@@ -183,8 +183,7 @@ class Generator(nn.Module):
         if c.local_enhancer:
             return self.local_up(self.local_down(x) + self.global_net(self.downsample(x))), None
         if c.enhance:  # the coarse trunk on the half-size input; the enhancer at full size
-            trunk = self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2))
-            y = self.enhancer(x, trunk, self.coarse._head(trunk) if c.enhance_residual else None)
+            y = self._enhanced(x)[0]
         elif c.fold:
             y = self._head(self.model[:-2](x))
         else:
@@ -196,11 +195,16 @@ class Generator(nn.Module):
         frame and logit from the same trunk, so that a loss on them keeps the bundle's half size
         good while both train together (without it, dancer A's half size fell to body SSIM 0.777
         and a blurred face)."""
-        x = torch.cat([pose, previous], dim=1)
-        trunk = self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2))
-        half = self.coarse._head(trunk)
-        full = self.enhancer(x, trunk, half if self.config.enhance_residual else None)
+        full, trunk, half = self._enhanced(torch.cat([pose, previous], dim=1))
+        half = self.coarse._head(trunk) if half is None else half
         return (*self._compose(full, True), *self.coarse._compose(half, True))
+
+    def _enhanced(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """HD: the full-size logits, the coarse trunk, and the coarse network's own logits where the
+        (residual) enhancer read them (None otherwise: not computed)."""
+        trunk = self.coarse.model[:-2](nn.functional.avg_pool2d(x, 2))
+        half = self.coarse._head(trunk) if self.config.enhance_residual else None
+        return self.enhancer(x, trunk, half), trunk, half
 
     def _head(self, trunk: torch.Tensor) -> torch.Tensor:
         """v2's head (bilinear x2, 3x3 convolution) run as its phases: the same function, faster."""
