@@ -64,7 +64,7 @@ def cmd_prepare(a: argparse.Namespace) -> None:
 
     if not a.synthetic and not a.video:
         raise DanceNowError("give a target video (`dancenow prepare VIDEO --out DIR`) or --synthetic")
-    cfg = PrepareConfig(holdout=a.holdout, frames=a.frames, face_lines=not a.face_dots)
+    cfg = PrepareConfig(holdout=a.holdout, frames=a.frames, face_lines=not a.face_dots, clean_room=a.clean_room)
     if isinstance(a.size, int):  # the long side: 512 is HD's (sides multiples of its generator's 16)
         cfg.long_side, cfg.multiple = a.size, 16 if a.size >= 512 else cfg.multiple
     elif a.size:
@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--synthetic", action="store_true", help="the built-in synthetic target, no footage")
     s.add_argument("--face-dots", action="store_true",
                    help="draw the face as the body model's 11 dots, not as lines from the face mesh")
+    s.add_argument("--clean-room", action="store_true",
+                   help="paint burnt-in subtitles and other room that changes with nobody there out of the "
+                        "target's plate, and train it so (a still room live; unlike the real frames there)")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("make-target", help="one video to a named target: check, prepare, train to a time budget, "

@@ -16,7 +16,7 @@ import numpy as np
 from dancenow.errors import DanceNowError
 from dancenow.files import write_atomic
 from dancenow.schema import parse
-from dancenow.training.plate import Plate
+from dancenow.training.plate import Plate, describe_region
 from dancenow.training.register import RegisterConfig, Registration
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ class PlateInfo:
     filled: float  # fraction of the plate inpainted (the person never moved away from there)
     frames: int  # frames the median was taken over
     dilate_px: int  # the person mask's growth before the median
+    changing: float = 0.0  # fraction of the frame where the room changes with nobody there (plate.changing_room)
+    painted: bool = False  # that room painted in from around it (prepare --clean-room): training learns it there
 
 
 @dataclass
@@ -76,6 +78,7 @@ def write_background(out: Path, info: dict) -> dict:
     logged, and warned about when registration cannot hold the background."""
     plate: Plate = info["plate"]
     reg: Registration = info["registration"]
+    changing = info.get("changing", np.zeros(plate.image.shape[:2], bool))  # the synthetic room never changes
     ok, png = cv2.imencode(".png", np.ascontiguousarray(plate.image[..., ::-1]))
     if not ok:
         raise DanceNowError(f"could not encode the background plate for {out}: check OpenCV's PNG support")
@@ -84,7 +87,8 @@ def write_background(out: Path, info: dict) -> dict:
     figures = reg.report(info["reg_scale"])
     block = {
         "plate": {"file": "plate.png", "filled": round(plate.filled_fraction, 4), "frames": plate.frames,
-                  "dilate_px": plate.dilate_px},
+                  "dilate_px": plate.dilate_px, "changing": round(float(changing.mean()), 4),
+                  "painted": bool(info.get("painted", False))},
         "masks": {"file": "masks.npy", "dtype": "float16", "source": info["masks_source"]},
         "registration": {"method": reg.method, "still": reg.still, "reference": int(info["reference"]), **figures,
                          "failed": len(reg.ok) - sum(reg.ok), "unsteady": int(sum(info["unsteady"])),
@@ -97,6 +101,13 @@ def write_background(out: Path, info: dict) -> dict:
     log.info("%s: background motion %s px before registration, %s px after (median / p95 at model resolution); "
              "plate filled %.1f%%; registration and cropping took %.2f s, the plate %.2f s", name, _pair(before),
              _pair(after), 100 * plate.filled_fraction, *info.get("seconds", (0.0, 0.0)))
+    if changing.any():
+        then = ("the plate there is painted in from the room around it and training learns that (a still room)"
+                if info.get("painted") else "the target paints a guess of it; prepare with --clean-room to paint it "
+                "out of the target's room (a still room, unlike the real frames there)")
+        log.warning("%s: the room changes where nobody stands on %s (burnt-in subtitles, a screen, people passing?): "
+                    "the pose cannot tell what it shows: %s, or crop the video to leave it out", name,
+                    describe_region(changing), then)
     limit = RegisterConfig().max_residual_px
     if r["failed"] or r["unsteady"] or (after["p95"] or 0.0) > limit:
         log.warning("%s: registration cannot hold the background: %d frames failed (dropped), %d still move more "

@@ -93,17 +93,64 @@ def build_plate(frames: list[np.ndarray], masks: list[np.ndarray], valid: list[n
     return plate
 
 
-def over_plate(frames: np.ndarray, masks: np.ndarray, plate: np.ndarray, radius: int) -> np.ndarray:
+@dataclass
+class ChangingConfig:
+    """What counts as a room that changes where nobody stands."""
+
+    level: int = 40  # a pixel off the plate by more than this (0-255, any channel)...
+    often: float = 0.3  # ...on more than this share of the frames that show it as background
+    min_area: float = 0.02  # a region of less than this share of the frame is left alone (shadows, noise)
+
+
+def changing_room(frames: np.ndarray, masks: np.ndarray, plate: np.ndarray, radius: int,
+                  cfg: ChangingConfig | None = None) -> np.ndarray:
+    """Bool H x W: where the room changes with nobody there (burnt-in subtitles, a screen, people
+    passing). The pose cannot tell the generator what that room shows, so it paints a guess there:
+    prepare says where, and with --clean-room paints the plate in there and training learns it."""
+    cfg = cfg or ChangingConfig()
+    h, w = plate.shape[:2]
+    seen = np.zeros((h, w), np.int32)
+    off = np.zeros((h, w), np.int32)
+    ref = plate.astype(np.int16)
+    for i in tqdm(range(len(frames)), desc="changing room", unit="frame", leave=False):
+        ok = background(np.asarray(masks[i], np.float32), radius)
+        seen += ok
+        off += ok & (np.abs(np.asarray(frames[i], np.int16) - ref).max(-1) > cfg.level)
+    often = (off > cfg.often * seen) & (seen >= 3)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    closed = cv2.morphologyEx(often.astype(np.uint8), cv2.MORPH_CLOSE, k)  # text's strokes into one region
+    stats = cv2.connectedComponentsWithStats(closed, connectivity=8)[2]
+    where = np.zeros((h, w), bool)
+    for x, y, bw, bh, area in stats[1:]:  # each region as its box, grown: the text's rarest strokes too
+        if area >= cfg.min_area * h * w:
+            where[max(0, y - radius):y + bh + radius, max(0, x - radius):x + bw + radius] = True
+    return where
+
+
+def describe_region(where: np.ndarray) -> str:
+    """"6.1 % of the frame, rows 454-509, columns 0-287": for the warnings."""
+    ys, xs = np.nonzero(where)
+    return (f"{100 * where.mean():.1f} % of the frame, rows {ys.min()}-{ys.max()}, columns {xs.min()}-{xs.max()}"
+            if len(ys) else "nowhere")
+
+
+def over_plate(frames: np.ndarray, masks: np.ndarray, plate: np.ndarray, radius: int,
+               where: np.ndarray | None = None) -> np.ndarray:
     """The frames (uint8 N x H x W x 3) with the plate wherever the background surely is (outside
-    the person mask grown by `radius`, feathered over `radius`): what a generator that paints only
-    the person over the plate can make. Against the raw frames, where a hand-held camera's room
-    drifts from the plate, its L1 pulls the alpha open outside the person and the colour paints
-    the mismatch: streaks on the room."""
+    the person mask grown by `radius`, feathered over `radius`), or only inside `where` (bool H x W,
+    feathered outward): what a generator that paints only the person over the plate can make.
+    Against the raw frames, where a hand-held camera's room drifts from the plate, its L1 pulls the
+    alpha open outside the person and the colour paints the mismatch: streaks on the room."""
     out = np.empty(frames.shape, np.uint8)
     k = 2 * radius + 1
+    room = 1.0
+    if where is not None:
+        inside = where.astype(np.float32)
+        room = np.maximum(cv2.GaussianBlur(inside, (k, k), 0), inside)[..., None]
     for i in tqdm(range(len(frames)), desc="targets over the plate", unit="frame", leave=False):
         person = (~background(np.asarray(masks[i], np.float32), radius)).astype(np.float32)
         w = cv2.GaussianBlur(person, (k, k), 0)[..., None]  # the seam fades over the margin
         w = np.maximum(w, person[..., None])  # the grown person itself stays whole
-        out[i] = (w * frames[i] + (1.0 - w) * plate + 0.5).astype(np.uint8)
+        v = (1.0 - w) * room  # how much of the plate
+        out[i] = ((1.0 - v) * frames[i] + v * plate + 0.5).astype(np.uint8)
     return out

@@ -75,7 +75,8 @@ class Profile:
     # Where the camera moved (registration not still), learn the frames with the plate as their room
     # (training/plate.py over_plate): against the raw frames, whose room drifts from the plate, the
     # generator painted streaks on it (dancer C at 256, 2000 steps: room pixels off the plate by
-    # more than 24 levels 1.63 % -> 0.01 %; body SSIM 0.475 -> 0.459, README).
+    # more than 24 levels 1.63 % -> 0.01 %; body SSIM 0.475 -> 0.459, docs/HD_LOG.md). On a tripod, only
+    # where `prepare --clean-room` painted a changing room out of the plate (dancer B's subtitles).
     plate_target: bool = True
     lambda_mask: float = 10.0  # cross-entropy of the generator's alpha to the prepared person mask (alpha generators)
     checkpoint_every: int = 250
@@ -118,7 +119,7 @@ def cpu_hd() -> Profile:
                    # 1620 -> 2620 face SSIM 0.703 -> 0.710, tai chi 1348 -> 2200 0.637 -> 0.646 and the face
                    # mesh found on its frames 53 -> 74 %: a quarter of the minutes instead of 15 %. The
                    # temporal face discriminator (`face_temporal`) stays off: +0.003-0.005 face SSIM but
-                   # the mesh found on tai chi 13-19 points lower in two pairs (README).
+                   # the mesh found on tai chi 13-19 points lower in two pairs (docs/HD_LOG.md).
                    face_share=0.25,
                    steps=3000, enhance_steps=3000, face_steps=600)
 

@@ -31,7 +31,7 @@ from dancenow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_
 from dancenow.training.discriminator import DiscriminatorConfig, MultiscaleDiscriminator
 from dancenow.training.losses import VGGLoss
 from dancenow.training.networks import FaceGenerator, Generator, GeneratorConfig
-from dancenow.training.plate import over_plate
+from dancenow.training.plate import changing_room, describe_region, over_plate
 from dancenow.training.prepare import TargetData, load_prepared
 from dancenow.training.profiles import Profile, get_profile
 from dancenow.training.runtime import Budget, Stage, StopFlag, dist_setup, tensorboard
@@ -257,13 +257,24 @@ def data_drift(ck: dict, data: TargetData) -> str | None:
 
 
 def plate_targets(prof: Profile, data: TargetData) -> np.ndarray | None:
-    """The frames over their plate where the profile learns those, the data has a plate and its
-    camera moved (a tripod's frames already show the plate's room)."""
-    still = (data.manifest.get("registration") or {}).get("still", True)
-    if not prof.plate_target or data.plate is None or data.masks is None or still:
+    """The frames over their plate where the profile learns those and the data has a plate: all
+    of the room where the camera moved; on a tripod (its frames already show the plate's room) only
+    where prepare --clean-room painted a changing room out of the plate; None where the frames are
+    learnt as they are."""
+    if not prof.plate_target or data.plate is None or data.masks is None or data.manifest.get("synthetic"):
         return None
-    log.info("the camera moved in %s: learning its frames over the background plate", data.root)
-    return over_plate(data.frames, data.masks, data.plate, int(data.manifest["plate"]["dilate_px"]))
+    radius = int(data.manifest["plate"]["dilate_px"])
+    if not (data.manifest.get("registration") or {}).get("still", True):
+        log.info("the camera moved in %s: learning its frames over the background plate", data.root)
+        return over_plate(data.frames, data.masks, data.plate, radius)
+    if not data.manifest["plate"].get("painted"):  # prepare --clean-room painted a changing room out of the plate
+        return None
+    where = changing_room(data.frames, data.masks, data.plate, radius)
+    if not where.any():
+        return None
+    log.info("the room changes with nobody there in %s (%s): learning the plate there", data.root,
+             describe_region(where))
+    return over_plate(data.frames, data.masks, data.plate, radius, where)
 
 
 def _target_name(data: TargetData) -> str:
