@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from test_prepare_plate import textured
 
 from dancenow.realtime.media.writer import VideoWriter
 from dancenow.realtime.pose.choreography import pose_at
@@ -29,11 +30,7 @@ TEXT = (255, 255, 90)
 def subtitled(n: int, every: int = 4) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """The synthetic dancer over a still room whose top rows carry subtitles that change every
     `every` frames, with her true masks and the room without text."""
-    rng = np.random.default_rng(1)
-    room = cv2.resize(rng.integers(60, 200, (16, 12, 3)).astype(np.uint8), SIZE[::-1], interpolation=cv2.INTER_CUBIC)
-    for _ in range(40):  # corners for registration to hold on to: a tripod is found still
-        p0, p1 = (tuple(int(v) for v in rng.integers(0, SIZE[::-1])) for _ in range(2))
-        cv2.line(room, p0, p1, tuple(int(c) for c in rng.integers(0, 255, 3)), 2, cv2.LINE_AA)
+    room = textured(SIZE, seed=1)  # corners for registration to hold on to: a tripod is found still
     room[BAND] = 30  # the dark strip subtitles are burnt onto
     empty = draw_figure(Pose.missing(SIZE), SIZE)
     words = ["la la la", "dance now", "sing along", "one more time", "yeah yeah", "tonight"]

@@ -347,11 +347,12 @@ def _from_video(path: Path, out: Path, digest: str, cfg: PrepareConfig):
             if inside is not None:  # where registration moved the picture in: the plate shows what is there
                 frame[~inside] = plate.image[~inside]
         changing = changing_room(frames, masks, plate.image, plate.dilate_px)
-        if changing.any() and cfg.clean_room:  # the median holds one of the texts: paint the room in around it
+        painted = cfg.clean_room and bool(changing.any())
+        if painted:  # the median holds one of the texts: paint the room in around it
             plate.image = cv2.inpaint(plate.image, changing.astype(np.uint8), PlateConfig().inpaint_radius,
                                       cv2.INPAINT_TELEA)
         info.update(plate=plate, masks=masks, masks_source="mediapipe-segmentation", changing=changing,
-                    painted=bool(changing.any() and cfg.clean_room), registration=reg, reg_scale=sy,
+                    painted=painted, registration=reg, reg_scale=sy,
                     unsteady=unsteady, reference=kept[reg.reference],
                     border_filled=float(np.mean([(~v).mean() if v is not None else 0.0 for v in valid])),
                     name=path.name, seconds=(registered - started, time.perf_counter() - registered))
