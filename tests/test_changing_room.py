@@ -16,6 +16,7 @@ from dancenow.realtime.media.writer import VideoWriter
 from dancenow.realtime.pose.choreography import pose_at
 from dancenow.realtime.pose.figure import draw_figure
 from dancenow.realtime.pose.pose import Pose
+from dancenow.training.background import load_changing
 from dancenow.training.masks import background, masks_from_plate
 from dancenow.training.plate import changing_room, over_plate
 from dancenow.training.prepare import PrepareConfig, load_prepared, prepare
@@ -94,6 +95,9 @@ def test_prepare_warns_and_clean_room_paints_the_subtitles_out(tmp_path: Path, c
         print(f"clean_room={clean}: plate lettered {100 * lettered:.1f} % of its top rows")
         assert data.manifest["registration"]["still"] and 0.015 < data.manifest["plate"]["changing"] < 0.2
         assert data.manifest["plate"]["painted"] is clean
+        kept = load_changing(data.root, data.manifest, "")  # prepare's mask, kept: training need not look again
+        assert data.manifest["plate"]["changing_file"] == "changing.png" and kept is not None
+        assert abs(float(kept.mean()) - data.manifest["plate"]["changing"]) < 1e-3 and kept[:24].mean() > 0.2
         learned = plate_targets(get_profile("cpu-realtime"), data)
         if not clean:
             assert lettered > 0.05 and learned is None  # the chorus the median held; frames learnt as filmed
@@ -109,3 +113,5 @@ def test_prepare_warns_and_clean_room_paints_the_subtitles_out(tmp_path: Path, c
         print(f"under the subtitles the frames are {moved:.1f} levels off the plate, the learnt frames {left:.1f}")
         assert left < 0.2 * moved  # what stays: the rarest letters, on too few frames to count as a changing room
         np.testing.assert_array_equal(learned[:, 80:], data.frames[:, 80:])  # the dancer and her room as filmed
+        data.manifest["plate"] = dict(data.manifest["plate"], changing_file=None)  # prepared before the mask was kept
+        np.testing.assert_array_equal(plate_targets(get_profile("cpu-realtime"), data), learned)  # found again

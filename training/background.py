@@ -19,6 +19,8 @@ from dancenow.schema import parse
 from dancenow.training.plate import Plate, describe_region
 from dancenow.training.register import RegisterConfig, Registration
 
+CHANGING = "changing.png"
+
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +34,7 @@ class PlateInfo:
     dilate_px: int  # the person mask's growth before the median
     changing: float = 0.0  # fraction of the frame where the room changes with nobody there (plate.changing_room)
     painted: bool = False  # that room painted in from around it (prepare --clean-room): training learns it there
+    changing_file: str | None = None  # that room's mask (PNG, 255 where it changes) when there is one
 
 
 @dataclass
@@ -84,11 +87,13 @@ def write_background(out: Path, info: dict) -> dict:
         raise DanceNowError(f"could not encode the background plate for {out}: check OpenCV's PNG support")
     write_atomic(out / "plate.png", png.tobytes())
     save_npy(out / "masks.npy", np.stack(info["masks"]).astype(np.float16))
+    if changing.any():  # kept, so that training and evaluation need not find it again
+        write_atomic(out / CHANGING, cv2.imencode(".png", changing.astype(np.uint8) * 255)[1].tobytes())
     figures = reg.report(info["reg_scale"])
     block = {
         "plate": {"file": "plate.png", "filled": round(plate.filled_fraction, 4), "frames": plate.frames,
                   "dilate_px": plate.dilate_px, "changing": round(float(changing.mean()), 4),
-                  "painted": bool(info.get("painted", False))},
+                  "painted": bool(info.get("painted", False)), "changing_file": CHANGING if changing.any() else None},
         "masks": {"file": "masks.npy", "dtype": "float16", "source": info["masks_source"]},
         "registration": {"method": reg.method, "still": reg.still, "reference": int(info["reference"]), **figures,
                          "failed": len(reg.ok) - sum(reg.ok), "unsteady": int(sum(info["unsteady"])),
@@ -118,6 +123,19 @@ def write_background(out: Path, info: dict) -> dict:
 
 def _pair(fig: dict) -> str:
     return "n/a" if fig["median"] is None else f"{fig['median']:.2f} / {fig['p95']:.2f}"
+
+
+def load_changing(root: Path, manifest: dict, fix: str) -> np.ndarray | None:
+    """The bool (H, W) mask of where the room changes with nobody there, as prepare found it; None
+    where it found none or kept none (a folder prepared before the mask was kept)."""
+    info = parse(PlateInfo, manifest["plate"], f"{root / 'manifest.json'} plate", fix) if "plate" in manifest else None
+    if info is None or not info.changing_file:
+        return None
+    path = _inside(root, info.changing_file, fix)
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise DanceNowError(f"{path} is not a readable image: {fix}")
+    return image > 127
 
 
 def load_background(root: Path, manifest: dict, fix: str) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -262,6 +262,11 @@ class FaceConfig:
     # speckle on the skin (issue 24), while eyes, brows and the mouth live in the luma (and the
     # footage is 4:2:0 video: its colour has half the resolution anyway).
     chroma_sigma: float = 0.0
+    # EDN's face stage works at the face's own resolution: at 2 the net refines the crop at twice
+    # its size in the frame (a 512 frame's 64 px face at 128, the footage's own pixels, from
+    # `prepare`'s faces_hi.npy), and hands the frame its area average. The bottleneck keeps a mouth
+    # 4 px high instead of 2. 1: the crop's size (targets made before it).
+    scale: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -273,7 +278,8 @@ class FaceConfig:
 
 class FaceGenerator(nn.Module):
     """Input: the label-map crop and the generated crop (6 channels); output: the refined crop
-    (generated + a tanh residual, its colour low-passed with `chroma_sigma`, clamped to [-1, 1])."""
+    (generated + a tanh residual, its colour low-passed with `chroma_sigma`, clamped to [-1, 1]), the
+    size of the input crops; with `hi`, at `scale` times that size (what training judges)."""
 
     def __init__(self, config: FaceConfig = FaceConfig()):
         super().__init__()
@@ -287,13 +293,18 @@ class FaceGenerator(nn.Module):
             k2 = torch.outer(k, k) / k.sum() ** 2
             self.register_buffer("chroma_kernel", k2.expand(3, 1, 5, 5).clone(), persistent=False)
 
-    def forward(self, label_crop: torch.Tensor, frame_crop: torch.Tensor) -> torch.Tensor:
+    def forward(self, label_crop: torch.Tensor, frame_crop: torch.Tensor, hi: bool = False) -> torch.Tensor:
+        s = self.config.scale
+        if s > 1:
+            label_crop, frame_crop = (nn.functional.interpolate(t, scale_factor=s, mode="bilinear", align_corners=False)
+                                      for t in (label_crop, frame_crop))
         out = frame_crop + self.model(torch.cat([label_crop, frame_crop], dim=1))
         if self.config.chroma_sigma > 0:
             luma = (out * out.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
             colour = nn.functional.pad(out - luma, (2, 2, 2, 2), mode="reflect")
             out = luma + nn.functional.conv2d(colour, self.chroma_kernel, groups=3)
-        return torch.clamp(out, -1.0, 1.0)
+        out = torch.clamp(out, -1.0, 1.0)
+        return out if s == 1 or hi else nn.functional.avg_pool2d(out, s)
 
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601 weights

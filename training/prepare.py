@@ -5,6 +5,8 @@ The folder (DATA_DIR) holds:
   labels.npy    uint8 (N, H, W, 3) label maps drawn by the shared renderer
   poses.jsonl   the poses in model-resolution pixels (save_track)
   faces.json    {"crop": px, "boxes": [[x0, y0, x1, y1] | null, ...]}
+  faces_hi.npy  uint8 (N, crop * s, crop * s, 3): video only, each face box at `face_scale` (s) times
+                the frame's size from the decoded pixels (face_pixels.py); zeros without a face
   stats.json    the target's normalization statistics (PoseStats.to_dict())
   plate.png     the background plate: the room without the person, RGB at the model resolution
   masks.npy     float16 (N, H, W) soft person masks in [0, 1] (memory-mappable)
@@ -13,8 +15,8 @@ The folder (DATA_DIR) holds:
                 and the plate, masks and registration blocks (files, filled fraction, the
                 background's residual motion before and after); written last, so its presence
                 means the folder is complete.
-The held-out frames are the contiguous tail (`holdout` of the kept frames). Folders from before
-the plate have no plate.png or masks.npy: they still load, with `plate` and `masks` None.
+The held-out frames are the contiguous tail (`holdout` of the kept frames). Older folders without
+plate.png, masks.npy or faces_hi.npy still load, with `plate`, `masks` or `faces_hi` None.
 
 Hand-held footage is registered to its middle frame on the background before anything is cropped
 (register.py), so frames, masks, poses and the plate share one steady frame; the crop is then
@@ -23,7 +25,6 @@ taken in that frame. A still camera's frames are left as they are.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -42,14 +43,15 @@ from dancenow.realtime.pose.pose import Pose, load_track, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.schema import read_json
 from dancenow.training.background import load_background, save_npy, write_background
-from dancenow.training.masks import MaskCache, load_mask_cache, masks_from_plate
-from dancenow.training.plate import Plate, PlateConfig, build_plate, changing_room
+from dancenow.training.face_pixels import FACES_HI, face_hi, stack_faces
+from dancenow.training.masks import MaskCache, load_mask_cache
+from dancenow.training.plate import PlateConfig, build_plate, changing_room
 from dancenow.training.register import RegisterConfig, identity, register_video, resample, warp_pose
+from dancenow.training.synthetic import SYNTHETIC_SIZE, synthetic_digest, synthetic_frames
 
 log = logging.getLogger(__name__)
 
 FORMAT = "dancenow-data-1"
-SYNTHETIC_SIZE = (256, 192)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class PrepareConfig:
     # the plate in from around it and learn that: a still room live, but frames unlike the real ones
     # there (dancer B, 15 min: band PSNR 15.4 -> 10.0 dB against frames that show the text).
     clean_room: bool = False
+    face_scale: int = 2  # video: the face crops also at this times the frame's size, from the decoded pixels (face_pixels.py)
 
 
 @dataclass
@@ -87,6 +90,7 @@ class TargetData:
     manifest: dict
     plate: np.ndarray | None = None  # uint8 H x W x 3, the background without the person
     masks: np.ndarray | None = None  # float16 (N, H, W) in [0, 1], memory-mapped
+    faces_hi: np.ndarray | None = None  # uint8 (N, s * crop, s * crop, 3), memory-mapped; None before it
 
     @property
     def size(self) -> tuple[int, int]:
@@ -129,6 +133,7 @@ def load_prepared(data_dir: str | os.PathLike) -> TargetData:
         manifest=manifest,
         plate=plate,
         masks=masks,
+        faces_hi=np.load(root / FACES_HI, mmap_mode="r") if manifest.get("faces_hi") else None,
     )
 
 
@@ -139,8 +144,10 @@ def prepare(video: str | os.PathLike | None, out: str | os.PathLike, cfg: Prepar
     out = Path(out)
     if not 0.0 < cfg.holdout < 1.0:
         raise DanceNowError(f"holdout must be between 0 and 1 (got {cfg.holdout}): e.g. --holdout 0.15")
+    if cfg.face_scale not in (1, 2, 4):
+        raise DanceNowError(f"face_scale must be 1, 2 or 4 (got {cfg.face_scale})")
     if synthetic:
-        source, digest = "synthetic", _synthetic_digest()
+        source, digest = "synthetic", synthetic_digest()
     else:
         if video is None:
             raise DanceNowError("give a target video or --synthetic")
@@ -162,7 +169,9 @@ def prepare(video: str | os.PathLike | None, out: str | os.PathLike, cfg: Prepar
         done.unlink()  # the folder is being rebuilt: it is incomplete until the manifest is back
 
     if synthetic:
-        frames, poses, src_index, info = _synthetic(cfg)
+        size = tuple(cfg.size) if cfg.size else _default_size(SYNTHETIC_SIZE, cfg)  # the long side scales it (512: HD)
+        _check_size(size, cfg.multiple)
+        frames, poses, src_index, info = synthetic_frames(size, cfg.frames, cfg.fps, cfg.plate)
     else:
         frames, poses, src_index, info = _from_video(Path(video), out, digest, cfg)
     return _write(out, source, key, frames, poses, src_index, info, cfg)
@@ -178,37 +187,6 @@ def _config_dict(cfg: PrepareConfig) -> dict:
     d = asdict(cfg)
     d["size"] = list(cfg.size) if cfg.size else None
     return d
-
-
-def _synthetic_digest() -> str:
-    """The synthetic target is a function of the dance and figure code: hash their source."""
-    from dancenow.realtime.pose import choreography, figure
-
-    h = hashlib.sha256()
-    for mod in (choreography, figure):
-        h.update(Path(mod.__file__).read_bytes())
-    return h.hexdigest()
-
-
-def _synthetic(cfg: PrepareConfig):
-    from dancenow.realtime.pose.choreography import PERIOD, pose_at
-    from dancenow.realtime.pose.figure import TARGET_STYLE, draw_figure
-
-    size = tuple(cfg.size) if cfg.size else _default_size(SYNTHETIC_SIZE, cfg)  # the long side scales it (512: HD)
-    _check_size(size, cfg.multiple)
-    n = cfg.frames or int(round(PERIOD * cfg.fps))
-    frames, poses = [], []
-    for i in tqdm(range(n), desc="synthetic target", unit="frame"):
-        pose = pose_at(i / cfg.fps, size)
-        frames.append(draw_figure(pose, size, TARGET_STYLE))
-        poses.append(pose)
-    info = {"source_size": list(size), "fps": cfg.fps, "decoded": n, "dropped": 0, "crop": [0, 0, size[1], size[0]]}
-    if cfg.plate:  # the figure is drawn over a known background: the plate is exact, the masks too
-        empty = draw_figure(Pose.missing(size), size, TARGET_STYLE)
-        info.update(plate=Plate(empty, np.zeros(size, bool), n, 0), masks=masks_from_plate(frames, empty),
-                    masks_source="synthetic", registration=identity(n, n // 2), reg_scale=1.0, unsteady=[False] * n,
-                    reference=n // 2)
-    return frames, poses, list(range(n)), info
 
 
 def _check_size(size, multiple: int) -> None:
@@ -314,7 +292,8 @@ def _from_video(path: Path, out: Path, digest: str, cfg: PrepareConfig):
     sx, sy = size[1] / (x1 - x0), size[0] / (y1 - y0)
     crop = np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy], [0.0, 0.0, 1.0]])
     at = {i: j for j, i in enumerate(kept)}
-    frames, poses, masks, valid, src_index = [], [], [], [], []
+    frames, poses, masks, valid, src_index, faces_hi = [], [], [], [], [], []
+    face_side = face_crop_size(size[0])
     fps = float(video_info(path).rate)
     for f in tqdm(iter_frames(path, len(raw), strict=True), total=len(raw), desc="cropping", unit="frame"):
         j = at.get(f.index)
@@ -332,6 +311,8 @@ def _from_video(path: Path, out: Path, digest: str, cfg: PrepareConfig):
             frames.append(frame)
             valid.append(inside)
             poses.append(warp_pose(raw[f.index], m, size))
+        if cfg.face_scale > 1:
+            faces_hi.append(face_hi(f.image, m, face_box(poses[-1], size, face_side), cfg.face_scale))
         if mask_cache is not None:
             mh, mw = mask_cache.shape[1:]
             to_src = np.diag([frame_hw[1] / mw, frame_hw[0] / mh, 1.0])
@@ -339,6 +320,9 @@ def _from_video(path: Path, out: Path, digest: str, cfg: PrepareConfig):
             masks.append(mask.astype(np.float16))
     info = {"source_size": list(frame_hw), "fps": fps, "decoded": len(raw), "dropped": len(raw) - len(src_index),
             "crop": [x0, y0, x1, y1]}
+    if faces_hi:
+        info.update(faces_hi=[c for c, _ in faces_hi], faces_hi_scale=cfg.face_scale,
+                    faces_hi_upsampled=sum(not own for c, own in faces_hi if c.size))
     if reg is not None:
         registered = time.perf_counter()
         unsteady = [u for u, ok in zip(reg.unsteady(sy, RegisterConfig().max_residual_px), reg.ok, strict=True) if ok]
@@ -384,6 +368,13 @@ def _write(out: Path, source: str, key: dict, frames, poses, src_index, info, cf
         "source_size": info["source_size"], "fps": info["fps"], "crop": info["crop"],
         "source_index": list(map(int, src_index)),
     }
+    if "faces_hi" in info:
+        save_npy(out / FACES_HI, stack_faces(info["faces_hi"], crop * info["faces_hi_scale"]))
+        manifest["faces_hi"] = {"file": FACES_HI, "scale": info["faces_hi_scale"], "upsampled": info["faces_hi_upsampled"]}
+        if info["faces_hi_upsampled"]:
+            log.warning("%d face crops had fewer pixels in the video than %dx the frame's: upsampled there (the face "
+                        "stage learns no detail the camera did not see); film closer or at a higher resolution",
+                        info["faces_hi_upsampled"], info["faces_hi_scale"])
     if "plate" in info:
         manifest.update(write_background(out, info))  # frames registration failed on: in counts.dropped
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())

@@ -108,7 +108,11 @@ def cpu_hd() -> Profile:
                    # The residual enhancer (7 Dec 2026, dancer B, 15 minutes, same seed): body SSIM 0.828 vs
                    # 0.814, PSNR 20.95 vs 20.63 dB, face SSIM 0.688 vs 0.671; the 512 generator +12 % time.
                    generator=replace(base.generator, enhance=True, ngf_enhance=16, n_blocks_enhance=2, enhance_residual=True),
-                   face=replace(base.face, chroma_sigma=1.0),
+                   # The face stage at 128 px from the footage's own pixels (FaceConfig.scale, prepare's
+                   # faces_hi.npy), dancer B's face stage alone on two generators (Intel Xeon, 7 Dec 2026):
+                   # face SSIM 0.706 -> 0.714 and 0.698 -> 0.720, mouth r 0.40 -> 0.53 and 0.22 -> 0.43; a
+                   # step 1.4x, the deployed face pass 4x (docs/HD_LOG.md).
+                   face=replace(base.face, chroma_sigma=1.0, scale=2),
                    # The enhancer stage's 3-scale full-size discriminator cost more than the generator
                    # (one step at 512x288, one thread: its part 820 ms of the generator's update and 726
                    # ms its own at ndf 32; 359 + 274 ms at ndf 16), so at ndf 16 the same minutes buy

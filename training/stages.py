@@ -9,6 +9,7 @@ residual net on the frozen generator's output).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,16 +17,19 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.functional import avg_pool2d, binary_cross_entropy_with_logits, l1_loss
+from torch.nn.functional import avg_pool2d, binary_cross_entropy_with_logits, interpolate, l1_loss
 
 from dancenow.errors import DanceNowError
 from dancenow.realtime.pose.face import mouth_box
 from dancenow.realtime.pose.pose import Pose
 from dancenow.realtime.pose.skeleton import FOREARM_LIMBS, HAND_LIMBS, LIMBS
+from dancenow.training.face_pixels import upscaled_faces
 from dancenow.training.losses import adversarial, discriminator
 from dancenow.training.prepare import TargetData
 from dancenow.training.profiles import Profile
 from dancenow.training.runtime import Budget, Stage, any_rank, wrap_ddp
+
+log = logging.getLogger(__name__)
 
 
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -175,6 +179,8 @@ def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: t
     G.eval().requires_grad_(False)
     F_model, FD_model = wrap_ddp(F_net, run.world, run.device), wrap_ddp(FD, run.world, run.device)
     frames = (0, 1) if prof.face_temporal else (1,)  # which of the pair's frames the face net refines
+    scale = prof.face.scale
+    hi = face_targets(data, scale) if scale > 1 else None  # the real crops at the face net's own size
     step = run.steps["face"]
     stage = run.make_stage("face", step, total)
     interrupted = False
@@ -187,14 +193,18 @@ def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: t
             fs = TemporalPair(G, run.temporal)(*ls)[:2]
             reals = {k: run.images(run.real, idx + k, False) for k in frames}  # only the frames refined
             lc, gc, rc = (torch.cat([cut(t[k], crops) for k in frames]) for t in (ls, fs, reals))
+            if hi is not None:
+                rc = torch.cat([run.images(hi, idx + k, False) for k in frames])
         with run.mixed():
-            fc = F_model(lc, gc)  # the chosen frames stacked along the batch: (len(frames) * B, 3, c, c)
+            fc = F_model(lc, gc, hi=True)  # the chosen frames stacked along the batch: (len(frames) * B, 3, c, c)
+            lc = interpolate(lc, scale_factor=scale, mode="bilinear") if scale > 1 else lc
             FD.requires_grad_(run.world > 1)
             fake, real = pairs_for_d(lc, fc, len(frames)), pairs_for_d(lc, rc, len(frames))
             f_gan, f_feat = adversarial(FD_model, fake, real, prof.lambda_feat)
             losses = {"f_gan": f_gan, "f_feat": f_feat, "f_l1": l1_loss(fc, rc) * prof.lambda_face_l1}
             if prof.lambda_mouth:
                 m = torch.cat([mouth_weights(data, idx + k, crops) for k in frames]).to(run.device)
+                m = interpolate(m, scale_factor=scale, mode="nearest") if scale > 1 else m
                 losses["f_mouth"] = (torch.abs(fc - rc) * m).sum() / (m.sum() * fc.shape[1]).clamp_min(1.0) * prof.lambda_mouth
             if run.vgg is not None:
                 losses["f_vgg"] = run.vgg(fc.float(), rc) * prof.lambda_vgg
@@ -205,6 +215,21 @@ def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: t
         stage.after(step, losses, (lc[-n:], fc[-n:], rc[-n:]))
     stage.close()
     return total, interrupted
+
+
+def face_targets(data: TargetData, scale: int) -> np.ndarray:
+    """The real face crops at `scale` times the frame's: prepare's, from the footage's own pixels,
+    else (an older folder, the synthetic dance) the frame's crops upsampled, said once."""
+    have = (data.manifest.get("faces_hi") or {}).get("scale")
+    if data.faces_hi is not None and have == scale:
+        return data.faces_hi
+    if data.manifest.get("synthetic"):  # a drawn figure: its crops upsampled are all there is
+        log.info("the synthetic dance's face crops, upsampled %dx, for the face stage", scale)
+    else:
+        log.warning("%s has no face crops at %dx (%s): the face stage learns from the frames' crops upsampled; "
+                    "prepare the video again for the footage's own pixels", data.root, scale,
+                    f"it has {have}x" if have else "prepared before them")
+    return upscaled_faces(data.frames, data.face_boxes, scale)
 
 
 def pairs_for_d(labels: torch.Tensor, faces: torch.Tensor, frames: int) -> torch.Tensor:

@@ -27,6 +27,7 @@ from torch import nn
 
 from dancenow import host
 from dancenow.errors import DanceNowError
+from dancenow.training.background import load_changing
 from dancenow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from dancenow.training.discriminator import DiscriminatorConfig, MultiscaleDiscriminator
 from dancenow.training.losses import VGGLoss
@@ -269,7 +270,9 @@ def plate_targets(prof: Profile, data: TargetData) -> np.ndarray | None:
         return over_plate(data.frames, data.masks, data.plate, radius)
     if not data.manifest["plate"].get("painted"):  # prepare --clean-room painted a changing room out of the plate
         return None
-    where = changing_room(data.frames, data.masks, data.plate, radius)
+    where = load_changing(data.root, data.manifest, f"prepare {data.root} again")
+    if where is None:  # a folder prepared before prepare kept the mask: find it again
+        where = changing_room(data.frames, data.masks, data.plate, radius)
     if not where.any():
         return None
     log.info("the room changes with nobody there in %s (%s): learning the plate there", data.root,
