@@ -113,5 +113,9 @@ def test_prepare_warns_and_clean_room_paints_the_subtitles_out(tmp_path: Path, c
         print(f"under the subtitles the frames are {moved:.1f} levels off the plate, the learnt frames {left:.1f}")
         assert left < 0.2 * moved  # what stays: the rarest letters, on too few frames to count as a changing room
         np.testing.assert_array_equal(learned[:, 80:], data.frames[:, 80:])  # the dancer and her room as filmed
-        data.manifest["plate"] = dict(data.manifest["plate"], changing_file=None)  # prepared before the mask was kept
-        np.testing.assert_array_equal(plate_targets(get_profile("cpu-realtime"), data), learned)  # found again
+        # A folder prepared before the mask was kept: found again, against the painted plate, so a
+        # slightly different region (why prepare keeps it now); the text is gone there too.
+        data.manifest["plate"] = dict(data.manifest["plate"], changing_file=None)
+        again = plate_targets(get_profile("cpu-realtime"), data)
+        assert again is not None and float((again != learned).any(-1).mean()) < 0.02
+        assert np.abs(again[text].astype(int) - data.plate[text[1:]]).mean() < 0.2 * moved

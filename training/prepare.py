@@ -133,8 +133,17 @@ def load_prepared(data_dir: str | os.PathLike) -> TargetData:
         manifest=manifest,
         plate=plate,
         masks=masks,
-        faces_hi=np.load(root / FACES_HI, mmap_mode="r") if manifest.get("faces_hi") else None,
+        faces_hi=_load_faces_hi(root, manifest, fix),
     )
+
+
+def _load_faces_hi(root: Path, manifest: dict, fix: str) -> np.ndarray | None:
+    if not manifest.get("faces_hi"):
+        return None
+    try:
+        return np.load(root / FACES_HI, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DanceNowError(f"{root / FACES_HI} is missing or unreadable ({type(e).__name__}): {fix}") from None
 
 
 def prepare(video: str | os.PathLike | None, out: str | os.PathLike, cfg: PrepareConfig | None = None,
