@@ -131,11 +131,7 @@ def load_changing(root: Path, manifest: dict, fix: str) -> np.ndarray | None:
     info = parse(PlateInfo, manifest["plate"], f"{root / 'manifest.json'} plate", fix) if "plate" in manifest else None
     if info is None or not info.changing_file:
         return None
-    path = _inside(root, info.changing_file, fix)
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise DanceNowError(f"{path} is not a readable image: {fix}")
-    return image > 127
+    return _read_image(root, info.changing_file, cv2.IMREAD_GRAYSCALE, fix) > 127
 
 
 def load_background(root: Path, manifest: dict, fix: str) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -145,23 +141,32 @@ def load_background(root: Path, manifest: dict, fix: str) -> tuple[np.ndarray | 
     plate = masks = None
     if "plate" in manifest:
         info = parse(PlateInfo, manifest["plate"], f"{where} plate", fix)
-        path = _inside(root, info.file, fix)
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DanceNowError(f"{path} is not a readable image: {fix}")
-        plate = np.ascontiguousarray(image[..., ::-1])
+        plate = np.ascontiguousarray(_read_image(root, info.file, cv2.IMREAD_COLOR, fix)[..., ::-1])
     if "masks" in manifest:
         minfo = parse(MasksInfo, manifest["masks"], f"{where} masks", fix)
-        path = _inside(root, minfo.file, fix)
-        try:
-            masks = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise DanceNowError(f"{path} is not a readable .npy file ({type(e).__name__}): {fix}") from None
+        masks = load_npy(root, minfo.file, fix)
         if masks.ndim != 3 or masks.dtype != np.float16:
-            raise DanceNowError(f"{path} holds {masks.dtype} {masks.shape}, not float16 (N, H, W) masks: {fix}")
+            raise DanceNowError(f"{root / minfo.file} holds {masks.dtype} {masks.shape}, not float16 (N, H, W) masks: {fix}")
     if "registration" in manifest:
         parse(RegistrationInfo, manifest["registration"], f"{where} registration", fix)
     return plate, masks
+
+
+def load_npy(root: Path, name: str, fix: str) -> np.ndarray:
+    """The .npy file a manifest names in `root`, memory-mapped (never unpickled)."""
+    path = _inside(root, name, fix)
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DanceNowError(f"{path} is not a readable .npy file ({type(e).__name__}): {fix}") from None
+
+
+def _read_image(root: Path, name: str, flags: int, fix: str) -> np.ndarray:
+    path = _inside(root, name, fix)
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise DanceNowError(f"{path} is not a readable image: {fix}")
+    return image
 
 
 def _inside(root: Path, name: str, fix: str) -> Path:

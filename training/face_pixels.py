@@ -4,20 +4,16 @@ A 512-high frame holds the face in 64 px, its mouth's opening in 1.5-6 px; 1024-
 twice that. `prepare` cuts each frame's face box again from the decoded picture at `scale` times
 the frame's size (through the same crop and registration as the frame), so that the face stage
 (`FaceConfig.scale`) learns the eyes and the mouth from the pixels the camera saw, not from an
-upscaled crop. Footage with fewer pixels than that is upsampled (nothing is made up, and the
-trainer says how many crops were short).
+upscaled crop. Footage with fewer pixels than that is upsampled (nothing is made up, and
+`prepare` says how many crops were short).
 """
 
 from __future__ import annotations
-
-import logging
 
 import cv2
 import numpy as np
 
 from dancenow.errors import DanceNowError
-
-log = logging.getLogger(__name__)
 
 FACES_HI = "faces_hi.npy"
 

@@ -42,7 +42,7 @@ from dancenow.realtime.pose.face import face_box, face_crop_size
 from dancenow.realtime.pose.pose import Pose, load_track, save_track
 from dancenow.realtime.pose.renderer import RenderConfig, render_label_map
 from dancenow.schema import read_json
-from dancenow.training.background import load_background, save_npy, write_background
+from dancenow.training.background import load_background, load_npy, save_npy, write_background
 from dancenow.training.face_pixels import FACES_HI, face_hi, stack_faces
 from dancenow.training.masks import MaskCache, load_mask_cache
 from dancenow.training.plate import PlateConfig, build_plate, changing_room
@@ -133,17 +133,8 @@ def load_prepared(data_dir: str | os.PathLike) -> TargetData:
         manifest=manifest,
         plate=plate,
         masks=masks,
-        faces_hi=_load_faces_hi(root, manifest, fix),
+        faces_hi=load_npy(root, manifest["faces_hi"]["file"], fix) if manifest.get("faces_hi") else None,
     )
-
-
-def _load_faces_hi(root: Path, manifest: dict, fix: str) -> np.ndarray | None:
-    if not manifest.get("faces_hi"):
-        return None
-    try:
-        return np.load(root / FACES_HI, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DanceNowError(f"{root / FACES_HI} is missing or unreadable ({type(e).__name__}): {fix}") from None
 
 
 def prepare(video: str | os.PathLike | None, out: str | os.PathLike, cfg: PrepareConfig | None = None,

@@ -191,10 +191,9 @@ def face_stage(run: Run, G: nn.Module, F_net: nn.Module, FD: nn.Module, opt_F: t
         with torch.no_grad():
             ls = run.images(data.labels, idx, False), run.images(data.labels, idx + 1, False)
             fs = TemporalPair(G, run.temporal)(*ls)[:2]
-            reals = {k: run.images(run.real, idx + k, False) for k in frames}  # only the frames refined
-            lc, gc, rc = (torch.cat([cut(t[k], crops) for k in frames]) for t in (ls, fs, reals))
-            if hi is not None:
-                rc = torch.cat([run.images(hi, idx + k, False) for k in frames])
+            lc, gc = (torch.cat([cut(t[k], crops) for k in frames]) for t in (ls, fs))
+            rc = (torch.cat([run.images(hi, idx + k, False) for k in frames]) if hi is not None  # only the frames refined
+                  else torch.cat([cut(run.images(run.real, idx + k, False), crops) for k in frames]))
         with run.mixed():
             fc = F_model(lc, gc, hi=True)  # the chosen frames stacked along the batch: (len(frames) * B, 3, c, c)
             lc = interpolate(lc, scale_factor=scale, mode="bilinear") if scale > 1 else lc
