@@ -49,6 +49,9 @@ def test_soak_reports_every_figure(live_bundle: Path, tmp_path: Path, capsys: py
     # the control: a fresh process timed the same tracker and engine beside the rows
     controls = [row["control"] for row in r["rows"] if "track_ms" in row["control"]]
     assert controls and all(c["track_ms"]["p50"] > 0 and c["generate_ms"]["p50"] > 0 for c in controls), r["rows"]
+    # and how fast it computed when it ran, whatever its waits for a core
+    assert all(0 < c["track_ms"]["cpu_p50"] and 0 < c["generate_ms"]["cpu_p50"] for c in controls), controls
+    assert isinstance(r["targets"]["quiet_host"], bool) and r["targets"]["steal_max_pct"] >= 0.0
     table = soak.format_table(r)
     print("\n" + table)
     assert describe_cpu() in table and "drift" in table and "RSS slope" in table
@@ -59,6 +62,16 @@ def test_soak_arguments_are_checked(live_bundle: Path, tmp_path: Path, capsys: p
     assert "--minutes must be positive" in capsys.readouterr().err
     assert main(["bench", "soak", str(tmp_path / "none.mp4"), "--target", str(live_bundle), "--minutes", "1"]) == 2
     assert "clip not found" in capsys.readouterr().err
+
+
+def test_a_minute_with_steal_is_not_a_quiet_hosts() -> None:
+    rows = [{"minute": 1.0, "steal_pct": 0.4}, {"minute": 2.0, "steal_pct": 44.9}, {"minute": 3.0}]
+    assert soak.noisy_minutes(rows) == [2.0]
+    r = {"bundle": "b", "backend": "openvino", "clip": "c.mp4", "viewers": 2, "churn": True, "minutes": 3,
+         "rows": [], "drift_ms": 1.0, "drifts_ms": {}, "rss_slope_mb_per_min": 0.1, "rss_mb": {"start": 1, "end": 1},
+         "targets": {"drift_max_ms": 5, "rss_slope_max_mb_per_min": 0.5, "no_drops_after_minute_1": True,
+                     "met": True, "quiet_host": False, "noisy_minutes": [2.0], "steal_max_pct": 44.9}}
+    assert "not quiet" in soak.format_table(r) and "44.9 %" in soak.format_table(r)
 
 
 def test_drift_compares_windows_not_single_minutes() -> None:

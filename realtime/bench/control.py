@@ -7,8 +7,12 @@ It tracks `frames` frames of the performer's clip with the pipeline's tracker se
 the target's generator on their label maps with the pipeline's engine (same backend, precision,
 one thread), and prints one JSON line: the median and p90 of each, after a warm-up.
 It runs at a lower priority (`--nice`, 10): it is an instrument beside the pipeline it measures,
-which uses about 1.1 of the two cores, and its start (imports, a tracker and an engine loaded:
-over a second of a core) must not take a frame's time from the pipeline's threads.
+which uses 1.1-1.4 of the two cores, and its start (imports, a tracker and an engine loaded:
+over a second of a core) must not take a frame's time from the pipeline's threads. Linux's
+SCHED_IDLE was tried (7 Dec) and starved it: beside the pipeline and three viewers it took over
+15 s, and a control that does not finish measures nothing. Each call is timed by the wall clock
+(what the pipeline's stages report) and by the process's CPU time (`cpu_p50`: the same work
+without the waits for a core, so a control that waited a lot still says how fast the host computes).
 
     python -m dancenow.realtime.bench.control BUNDLE CLIP --backend openvino --precision int8
 """
@@ -35,24 +39,26 @@ def measure(bundle: str, clip: str, backend: str, precision: str | None, frames:
     target = Target.open(bundle, backend=backend, threads=1, precision=precision, size="full")
     images = [(f.image, f.time) for f in iter_frames(clip, frames + warmup)]
     started = time.perf_counter() - t0
-    track_ms, gen_ms = [], []
+    track, gen = [], []  # (wall ms, CPU ms) per call
     previous = target.blank()
     with PoseTracker(PipelineConfig().tracker) as tracker:
         for k, (image, ts) in enumerate(images):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             pose = tracker.track(image, ts)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             label = render_label_map(pose.resized(target.resolution), target.resolution, target.render)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             previous = target.generate(label, previous)
-            t3 = time.perf_counter()
+            t3, c3 = time.perf_counter(), time.process_time()
             if k >= warmup:
-                track_ms.append((t1 - t) * 1e3)
-                gen_ms.append((t3 - t2) * 1e3)
+                track.append(((t1 - t) * 1e3, (c1 - c) * 1e3))
+                gen.append(((t3 - t2) * 1e3, (c3 - c2) * 1e3))
 
-    def q(v: list[float]) -> dict:
-        return {"p50": round(float(np.median(v)), 2), "p90": round(float(np.percentile(v, 90)), 2)}
-    return {"track_ms": q(track_ms), "generate_ms": q(gen_ms), "frames": len(gen_ms),
+    def q(v: list[tuple[float, float]]) -> dict:
+        wall, cpu = np.array(v).T
+        return {"p50": round(float(np.median(wall)), 2), "p90": round(float(np.percentile(wall, 90)), 2),
+                "cpu_p50": round(float(np.median(cpu)), 2)}
+    return {"track_ms": q(track), "generate_ms": q(gen), "frames": len(gen),
             "startup_s": round(started, 2), "engine": target.engine.describe()}
 
 

@@ -52,6 +52,7 @@ from dancenow.realtime.serve.thread import ServerThread
 
 TARGET_DRIFT_MS = 5.0
 TARGET_RSS_SLOPE = 0.5  # MB per minute, after the first `settle` minutes (issue 27)
+QUIET_STEAL_PCT = 5.0  # a minute with more of a core stolen by the hypervisor is not a quiet host's
 WINDOW = 10  # rows at each end that drift compares (a fifth of the rows in a shorter run)
 SAMPLE_S = 5.0
 THREADS = {"pose": "dancenow-pose", "generate": "dancenow-generate", "vp8": "dancenow-vp8_0"}  # the pipeline's
@@ -91,12 +92,15 @@ def run(bundle: Path | str, minutes: float = 30.0, clip: Path | str | None = Non
     slope = round(float(np.polyfit(*zip(*steady, strict=True), 1)[0]), 3) if len(steady) >= 3 else None
     late = [r["dropped"] for r in rows if r["minute"] > 1.0 + 1e-6]
     met = verdict(drift, slope, late)
+    noisy = noisy_minutes(rows)
     return {"host": host(), "bundle": str(bundle), "backend": engine[3], "clip": clip.name, "minutes": minutes,
             "viewers": viewers, "churn": churn, "trace": trace, "rows": rows, "drift_ms": drift,
             "drifts_ms": drifts, "rss_slope_mb_per_min": slope, "settle_minutes": settle,
             "rss_mb": {"start": round(rss[0][1], 1), "end": round(rss[-1][1], 1)},
             "targets": {"drift_max_ms": TARGET_DRIFT_MS, "rss_slope_max_mb_per_min": TARGET_RSS_SLOPE,
-                        "no_drops_after_minute_1": not any(late), "met": met}}
+                        "no_drops_after_minute_1": not any(late), "met": met,
+                        "quiet_host": not noisy, "noisy_minutes": noisy,
+                        "steal_max_pct": max((r.get("steal_pct") or 0.0 for r in rows), default=0.0)}}
 
 
 def verdict(drift: float | None, slope: float | None, late_drops: list[int]) -> bool:
@@ -105,6 +109,12 @@ def verdict(drift: float | None, slope: float | None, late_drops: list[int]) -> 
     after the first minute."""
     return (drift is not None and slope is not None and drift <= TARGET_DRIFT_MS and slope <= TARGET_RSS_SLOPE
             and not any(late_drops))
+
+
+def noisy_minutes(rows: list[dict]) -> list[float]:
+    """The rows (by their minute) in which the hypervisor stole over QUIET_STEAL_PCT of a core: the
+    bars are a quiet host's, and on a busy one a drop may be the neighbour's, not the show's."""
+    return [r["minute"] for r in rows if (r.get("steal_pct") or 0.0) > QUIET_STEAL_PCT]
 
 
 def window_drifts(rows: list[dict], window: int = WINDOW) -> dict:
@@ -332,6 +342,10 @@ def format_table(r: dict) -> str:
                  f"{r['rss_mb']['end']:.0f} MB); drops after the first minute: "
                  f"{'none' if t['no_drops_after_minute_1'] else 'some'}. Targets drift <= +{t['drift_max_ms']:.0f} ms, "
                  f"slope <= {t['rss_slope_max_mb_per_min']:g} MB/min, no drops: {'met' if t['met'] else 'NOT met'}")
+    if t.get("noisy_minutes"):
+        lines.append(f"the host was not quiet: over {QUIET_STEAL_PCT:g} % of a core stolen by the hypervisor in "
+                     f"{len(t['noisy_minutes'])} of {len(r['rows'])} rows (at most {t['steal_max_pct']:.1f} %); "
+                     "the bars are a quiet host's: run again when the host is quiet")
     lines.append("(minute = end of the row; view = viewers connected; fps = frames each viewer present all minute "
                  "decoded per second; p50/p99 = performer frame at the server -> generated frame decoded by a viewer; "
                  "pipe = the pipeline's capture -> output p50; why = the drops' causes (stalls.py: h host stall, p this "
