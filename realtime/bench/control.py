@@ -7,12 +7,13 @@ It tracks `frames` frames of the performer's clip with the pipeline's tracker se
 the target's generator on their label maps with the pipeline's engine (same backend, precision,
 one thread), and prints one JSON line: the median and p90 of each, after a warm-up.
 It runs at a lower priority (`--nice`, 19) and pauses between frames: it is an instrument beside
-the pipeline it measures, which uses 1.1-1.4 of the two cores, and its start (imports, a tracker and an engine loaded:
-over a second of a core) must not take a frame's time from the pipeline's threads. Linux's
-SCHED_IDLE was tried (7 Dec) and starved it: beside the pipeline and three viewers it took over
-15 s, and a control that does not finish measures nothing. Each call is timed by the wall clock
-(what the pipeline's stages report) and by the process's CPU time (`cpu_p50`: the same work
-without the waits for a core, so a control that waited a lot still says how fast the host computes).
+the pipeline it measures, which uses 1.1-1.4 of the two cores, and its start (imports, a tracker
+and an engine loaded: over a second of a core) must not take a frame's time from the pipeline's
+threads. Linux's SCHED_IDLE was tried (7 Dec) and starved it: beside the pipeline and three
+viewers it took over 15 s, and a control that does not finish measures nothing. Each call is timed
+by the wall clock (what the pipeline's stages report) and by the process's CPU time (`cpu_p50`:
+the same work without the waits for a core, so a control that waited a lot still says how fast the
+host computes).
 At nice 10 and back to back it still cost frames on a slower host (the Intel Xeon without AMX of
 7 Dec: 28 of a 60-minute soak's 30 drops fell while it ran), hence nice 19 and the pauses.
 
