@@ -123,6 +123,49 @@ def test_unusable_footage_is_refused_before_training(studio, tmp_path, video):
     assert "train" not in job["stages"] and not (studio.server.studio.root / ".work" / "refused" / "run").exists()
 
 
+def test_a_job_starts_beside_threads_holding_pyav_state_and_runs_niced(tmp_path):
+    """The live loop's threads each keep a PyAV reformatter (`VideoFrame.reformat` caches one per
+    thread). A job started with a preexec_fn hung: its forked child freed that reformatter before
+    exec and waited forever on the slice threads' condition, and the server's loop waited for the
+    exec (a CI run's studio tests froze so). The job must start promptly and run at nice 10."""
+    import threading
+
+    import av
+    import numpy as np
+
+    from dancenow.realtime.serve.studio import Studio, StudioConfig
+
+    ready, release = threading.Event(), threading.Event()
+
+    def holder() -> None:  # converts frames as an encoder thread does, then stays alive
+        frame = av.VideoFrame.from_ndarray(np.zeros((480, 640, 3), np.uint8), format="rgb24")
+        for _ in range(3):
+            frame.reformat(format="yuv420p", width=320, height=240)
+        ready.set()
+        release.wait()
+
+    threading.Thread(target=holder, daemon=True).start()
+    assert ready.wait(10)
+    studio = Studio(StudioConfig(root=tmp_path / "targets"), lambda request, body: None)
+    studio.uploads.mkdir(parents=True)
+    empty_room(studio.uploads / "room.mp4", seconds=5.0)
+    started: list[dict] = []
+    spawn = threading.Thread(target=lambda: started.append(studio.start("room", "room", 1)), daemon=True)
+    try:
+        spawn.start()
+        spawn.join(30)
+        assert started, "starting the job did not return in 30 s (the forked child hung before exec)"
+        pid = started[0]["pid"]
+        assert started[0]["state"] == "running", started[0]  # not judged dead while `nice` execs Python
+        assert os.getpriority(os.PRIO_PROCESS, pid) == StudioConfig().nice == 10
+        wait_for(lambda: studio.job()["state"] != "running", 120, "the job to end")
+        job = studio.job()
+        assert job["state"] == "failed" and "nobody found" in job["error"], job  # it ran make-target
+    finally:
+        release.set()
+        _kill_job(studio.root)
+
+
 @pytest.mark.data
 @pytest.mark.slow
 def test_one_job_at_a_time_cancel_restart_resumes_and_delete(live_bundle, tmp_path):

@@ -112,11 +112,11 @@ class Studio:
         if not self.job_file.is_file():
             return None
         job = json.loads(self.job_file.read_text())
+        running = self._running(job.get("pid"))
         if self._proc is not None and self._proc.poll() is not None:
             self._proc = None  # reaped
         work = self.root / WORK / job["name"]
         status = _read_json(work / "make-target.json") or {}
-        running = _alive(job.get("pid"))
         if job["state"] == "running" and not running:
             finished = "export" in status.get("stages", {}) and status.get("running") is None
             job["state"] = "done" if finished else "failed"
@@ -129,6 +129,11 @@ class Studio:
         if job["state"] == "running" and job["stage"] == "train":
             job["progress"] = _read_json(work / "progress.json")
         return job
+
+    def _running(self, pid: int | None) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            return self._proc.poll() is None  # ours: asked directly (its cmdline changes as `nice` execs)
+        return _alive(pid)  # one a previous server started
 
     def start(self, name: str, upload: str, minutes: float | None = None) -> dict:
         name, upload = _name(name), _name(upload, "upload name")
@@ -154,10 +159,15 @@ class Studio:
                                                                     "OPENBLAS_NUM_THREADS")}}
         cmd = [sys.executable, "-m", "dancenow.cli", "make-target", str(video), "--name", job["name"],
                "--minutes", f"{job['minutes']:g}", "--targets", str(self.root)]
-        nice = self.cfg.nice
+        # The priority is set by `nice`, never by a preexec_fn: Python code in a child forked from
+        # the live loop's threads can hang before exec, and the loop with it (seen: a thread's
+        # PyAV reformatter, freed in the child, waiting forever on its slice threads' condition).
+        nice = shutil.which("nice")
+        if nice and self.cfg.nice:
+            cmd = [nice, "-n", str(self.cfg.nice), *cmd]
         with open(work / "job.log", "ab") as out:
             self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                          start_new_session=True, preexec_fn=lambda: os.nice(nice))
+                                          start_new_session=True)
         job["pid"] = self._proc.pid
         write_atomic(self.job_file, json.dumps(job).encode())
         log.info("studio: make-target %s started (pid %d, %g min)", job["name"], self._proc.pid, job["minutes"])
@@ -187,9 +197,7 @@ class Studio:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + 20.0
-        while _alive(job["pid"]) and time.monotonic() < deadline:
-            if self._proc is not None:
-                self._proc.poll()
+        while self._running(job["pid"]) and time.monotonic() < deadline:
             time.sleep(0.1)
         job.update(state="cancelled", ended=time.time())
         job = {k: v for k, v in job.items() if k not in ("stage", "stages", "progress")}
