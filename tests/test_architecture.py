@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-GROUND = {"dancenow.errors", "dancenow.files", "dancenow.host", "dancenow.schema", "dancenow.targets"}
+GROUND = {"dancenow.errors", "dancenow.files", "dancenow.host", "dancenow.schema", "dancenow.targets",
+          "dancenow.vendor_telemetry"}
 
 # area -> the areas it may import (besides the ground and itself)
 ALLOWED: dict[str, set[str]] = {
